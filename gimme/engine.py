@@ -1,0 +1,413 @@
+"""oVirt engine adapter: everything gimme asks of the engine, through ovirtsdk4.
+
+Import this module lazily: it pulls in the SDK, which `gimme --help` must not pay for.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import ip_address
+from typing import Any, TypeVar
+
+import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
+
+from gimme.config import EngineSettings
+from gimme.errors import EngineError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GIMME_TAG = "gimme"
+_BUSY = re.compile(r"locked|in progress|being updated|try again", re.IGNORECASE)
+_SEARCH_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Interfaces whose addresses never reach the node from outside.
+_IGNORED_IFACES = re.compile(
+    r"^(lo|docker\d*|cni\d*|flannel.*|cali.*|tunl.*|vxlan.*|cilium.*|weave.*|kube-.*|antrea.*|veth.*|virbr.*)$"
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    id: str
+    name: str
+    status: str
+    description: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class CloudInit:
+    """What the VM boots with: its hostname, login user and the cluster's public key."""
+
+    host_name: str
+    user_name: str
+    authorized_key: str
+
+    def to_sdk(self) -> types.Initialization:
+        return types.Initialization(
+            host_name=self.host_name,
+            user_name=self.user_name,
+            authorized_ssh_keys=self.authorized_key,
+            regenerate_ssh_keys=True,
+            nic_configurations=[
+                types.NicConfiguration(
+                    name="eth0", on_boot=True, boot_protocol=types.BootProtocol.DHCP
+                )
+            ],
+        )
+
+
+def search_value(value: str) -> str:
+    """A value safe to put into an engine search query; anything else is refused."""
+    if not _SEARCH_SAFE.match(value):
+        raise EngineError(f"refusing to search the engine for {value!r}: unexpected characters")
+    return value
+
+
+def pick_address(devices: Iterable[Any]) -> str | None:
+    """The address gimme reaches a VM on: IPv4 first, then global IPv6, skipping lo/CNI/bridges."""
+    v4: list[str] = []
+    v6: list[str] = []
+    for device in devices:
+        if _IGNORED_IFACES.match(device.name or ""):
+            continue
+        for ip in device.ips or []:
+            try:
+                addr = ip_address(ip.address)
+            except ValueError:
+                continue
+            if addr.is_link_local or addr.is_multicast or addr.is_unspecified:
+                continue
+            if str(addr) in ("127.0.0.1", "::1"):
+                continue
+            (v4 if addr.version == 4 else v6).append(str(addr))
+    return (v4 or v6 or [None])[0]
+
+
+class Engine:
+    """One connection to one engine, reused for every call of a gimme command."""
+
+    def __init__(self, settings: EngineSettings, *, call_timeout: float = 120) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self._call_timeout = call_timeout
+        self._connection: sdk.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------------
+
+    @property
+    def connection(self) -> sdk.Connection:
+        if self._connection is None:
+            s = self.settings
+            if s.ca_file is not None and not s.ca_file.exists():
+                raise EngineError(f"engine {s.name!r}: CA file {s.ca_file} does not exist")
+            try:
+                self._connection = sdk.Connection(
+                    url=s.url,
+                    username=s.username,
+                    password=s.require_password().reveal(),
+                    ca_file=str(s.ca_file) if s.ca_file else None,
+                    insecure=s.insecure,
+                    timeout=int(self._call_timeout),
+                    log=None,
+                    debug=False,
+                )
+            except sdk.Error as exc:
+                raise EngineError(f"engine {s.name!r}: {exc}") from None
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except sdk.Error as exc:
+                log.debug("engine %s: logout failed: %s", self.name, exc)
+            self._connection = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, fn: Callable[[], T], *, attempts: int = 6) -> T:
+        """Run one SDK call; retry transient failures with capped backoff and jitter."""
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except sdk.AuthError as exc:
+                raise EngineError(
+                    f"engine {self.name!r}: {what}: authentication failed: {_fault(exc)}"
+                ) from None
+            except sdk.NotFoundError:
+                raise
+            except sdk.Error as exc:
+                if not _transient(exc) or attempt == attempts:
+                    raise EngineError(f"engine {self.name!r}: {what}: {_fault(exc)}") from None
+                log.info(
+                    "engine %s: %s: %s; retrying (%d/%d)",
+                    self.name,
+                    what,
+                    _fault(exc),
+                    attempt,
+                    attempts,
+                )
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
+
+    # -- inventory --------------------------------------------------------------
+
+    def version(self) -> str:
+        api = self._call("read the API root", lambda: self.connection.system_service().get())
+        v = api.product_info.version if api.product_info else None
+        return v.full_version or f"{v.major}.{v.minor}" if v else "unknown"
+
+    def template_names(self) -> set[str]:
+        templates = self._call(
+            "list templates", lambda: self.connection.system_service().templates_service().list()
+        )
+        return {t.name for t in templates if t.id != "00000000-0000-0000-0000-000000000000"}
+
+    def find_template(self, name: str, cluster: str) -> Template:
+        """The newest version of template `name` usable in oVirt cluster `cluster`."""
+        system = self.connection.system_service()
+        clusters = self._call(
+            "look up the cluster",
+            lambda: system.clusters_service().list(search=f"name={search_value(cluster)}"),
+        )
+        clusters = [c for c in clusters if c.name == cluster]
+        if not clusters:
+            raise EngineError(f"engine {self.name!r} has no cluster named {cluster!r}")
+        dc = clusters[0].data_center.id if clusters[0].data_center else None
+        templates = self._call(
+            "look up the template",
+            lambda: system.templates_service().list(search=f"name={search_value(name)}"),
+        )
+        usable = [
+            t
+            for t in templates
+            if t.name == name and (dc is None or t.data_center is None or t.data_center.id == dc)
+        ]
+        if not usable:
+            raise EngineError(
+                f"engine {self.name!r} has no template {name!r} for cluster {cluster!r}"
+            )
+        best = max(usable, key=lambda t: (t.version.version_number or 0) if t.version else 0)
+        number = best.version.version_number if best.version else 1
+        return Template(id=best.id, name=best.name, version=number or 1)
+
+    # -- VMs --------------------------------------------------------------------
+
+    def ensure_tag(self, name: str) -> None:
+        tags = self.connection.system_service().tags_service()
+        existing = self._call("list tags", lambda: tags.list())
+        if any(t.name == name for t in existing):
+            return
+        try:
+            self._call(
+                "create tag", lambda: tags.add(types.Tag(name=name, description="managed by gimme"))
+            )
+        except EngineError as exc:
+            if "already" not in str(exc).lower():
+                raise
+
+    def create_vm(
+        self,
+        *,
+        name: str,
+        cluster: str,
+        template: Template,
+        description: str,
+        comment: str,
+        memory_mib: int,
+        cpus: int,
+        cloud_init: CloudInit,
+    ) -> str:
+        """Add a thin VM from the template and return its id (status: image_locked)."""
+        vm = types.Vm(
+            name=name,
+            cluster=types.Cluster(name=cluster),
+            template=types.Template(id=template.id),
+            description=description,
+            comment=comment,
+            memory=memory_mib * 1024 * 1024,
+            cpu=types.Cpu(topology=types.CpuTopology(cores=cpus, sockets=1, threads=1)),
+            initialization=cloud_init.to_sdk(),
+        )
+        vms = self.connection.system_service().vms_service()
+        delay = 0.5
+        for attempt in range(1, 7):
+            try:
+                return vms.add(vm).id
+            except sdk.AuthError as exc:
+                raise EngineError(
+                    f"engine {self.name!r}: create VM {name}: {_fault(exc)}"
+                ) from None
+            except sdk.Error as exc:
+                if not _transient(exc) or attempt == 6:
+                    raise EngineError(
+                        f"engine {self.name!r}: create VM {name}: {_fault(exc)}"
+                    ) from None
+                # The add may have reached the engine before the reply was lost.
+                found = self.find_vm(name)
+                if found is not None:
+                    return found.id
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
+
+    def find_vm(self, name: str) -> VmInfo | None:
+        vms = self.list_vms(f"name={search_value(name)}")
+        return next((v for v in vms if v.name == name), None)
+
+    def list_vms(self, search: str) -> list[VmInfo]:
+        vms_service = self.connection.system_service().vms_service()
+        vms = self._call("list VMs", lambda: vms_service.list(search=search, case_sensitive=True))
+        return [_vm_info(v) for v in vms]
+
+    def vm_status(self, vm_id: str) -> str | None:
+        """The VM's status, or None once the engine no longer knows it."""
+        service = self.connection.system_service().vms_service().vm_service(vm_id)
+        try:
+            vm = self._call("read VM", lambda: service.get())
+        except sdk.NotFoundError:
+            return None
+        return vm.status.value if vm.status else "unknown"
+
+    def wait_status(
+        self, vm_id: str, name: str, wanted: set[str], *, deadline: float, phase: str
+    ) -> None:
+        """Poll until the VM is in one of `wanted` states; fail on a dead end or the deadline."""
+        interval = 0.2
+        left_down = False
+        while True:
+            status = self.vm_status(vm_id)
+            if status in wanted:
+                return
+            if status is None:
+                raise EngineError(f"{phase}: VM {name} disappeared from the engine")
+            left_down = left_down or status != "down"
+            # A VM that went back down while we wait for `up` has crashed or been stopped.
+            crashed = status == "down" and "up" in wanted and left_down
+            if status in ("unknown", "not_responding", "unassigned") or crashed:
+                raise EngineError(
+                    f"{phase}: VM {name} went {status} while waiting for {'/'.join(sorted(wanted))}"
+                )
+            if time.monotonic() >= deadline:
+                raise EngineError(f"{phase}: VM {name} still {status} at the deadline")
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, 3.0)
+
+    def tag_vm(self, vm_id: str, tag: str) -> None:
+        service = self.connection.system_service().vms_service().vm_service(vm_id).tags_service()
+        try:
+            self._call(f"tag VM with {tag}", lambda: service.add(types.Tag(name=tag)))
+        except EngineError as exc:
+            if "already" not in str(exc).lower():
+                raise
+
+    def start_vm(self, vm_id: str, name: str, cloud_init: CloudInit, *, deadline: float) -> None:
+        """Start with cloud-init; an engine still busy with the VM is waited out."""
+        service = self.connection.system_service().vms_service().vm_service(vm_id)
+        run_once = types.Vm(initialization=cloud_init.to_sdk())
+        while True:
+            try:
+                self._call(
+                    f"start VM {name}", lambda: service.start(use_cloud_init=True, vm=run_once)
+                )
+                return
+            except EngineError as exc:
+                if "VM is running" in str(exc):
+                    return  # an earlier attempt got through before its reply was lost
+                if not _BUSY.search(str(exc)) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(1.0)
+
+    def wait_address(self, vm_id: str, name: str, *, deadline: float) -> str:
+        """Poll the guest agent's reported devices until the VM has a usable address."""
+        devices = (
+            self.connection.system_service()
+            .vms_service()
+            .vm_service(vm_id)
+            .reported_devices_service()
+        )
+        interval = 0.2
+        while True:
+            address = pick_address(self._call("read reported devices", lambda: devices.list()))
+            if address:
+                return address
+            if time.monotonic() >= deadline:
+                raise EngineError(
+                    f"wait for IP: VM {name} reported no address before the deadline "
+                    "(is qemu-guest-agent in the template?)"
+                )
+            time.sleep(interval)
+            interval = min(interval * 1.5, 3.0)
+
+    def delete_vm(self, vm_id: str, name: str, *, deadline: float) -> None:
+        """Stop and remove the VM and its disks; a VM that is already gone counts as deleted."""
+        service = self.connection.system_service().vms_service().vm_service(vm_id)
+        while True:
+            status = self.vm_status(vm_id)
+            if status is None:
+                return
+            try:
+                if status == "down":
+                    self._call(f"remove VM {name}", lambda: service.remove())
+                elif status not in ("image_locked", "powering_down"):
+                    self._call(f"stop VM {name}", lambda: service.stop())
+            except sdk.NotFoundError:
+                return
+            except EngineError as exc:
+                if not (
+                    _BUSY.search(str(exc)) or "not running" in str(exc) or "is running" in str(exc)
+                ):
+                    raise
+            if time.monotonic() >= deadline:
+                raise EngineError(f"delete: VM {name} still {status} at the deadline")
+            time.sleep(0.3)
+
+
+def _vm_info(vm: types.Vm) -> VmInfo:
+    return VmInfo(
+        id=vm.id,
+        name=vm.name,
+        status=vm.status.value if vm.status else "unknown",
+        description=vm.description or "",
+        created=vm.creation_time,
+    )
+
+
+def _fault(exc: sdk.Error) -> str:
+    fault = getattr(exc, "fault", None)
+    if fault is not None and (fault.detail or fault.reason):
+        detail = (fault.detail or fault.reason or "").strip("[] ")
+        return f"{detail} (HTTP {exc.code})" if exc.code else detail
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _transient(exc: sdk.Error) -> bool:
+    """Connection drops, timeouts, 5xx and non-XML error pages (a proxy in front) are retried."""
+    if isinstance(exc, (sdk.ConnectionError, sdk.TimeoutError)):
+        return True
+    code = getattr(exc, "code", None)
+    if code is not None:
+        return code >= 500
+    text = str(exc)
+    return "Error while sending HTTP request" in text or "isn't the expected" in text
