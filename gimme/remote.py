@@ -1,0 +1,283 @@
+"""SSH runner: one paramiko connection per node, scripts with deadlines, output kept in the cluster log.
+
+Import lazily: paramiko is heavy and `gimme --help` must not load it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shlex
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gimme.errors import RemoteError
+
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+log = logging.getLogger(__name__)
+
+REMOTE_DIR = "/tmp/gimme"
+_TOKEN = re.compile(r"\b([a-z0-9]{6})\.[a-z0-9]{16}\b")
+_RETRYABLE = (
+    paramiko.ssh_exception.NoValidConnectionsError,
+    paramiko.AuthenticationException,
+    paramiko.SSHException,
+    socket.timeout,
+    ConnectionError,
+    OSError,
+    EOFError,
+)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create or replace a file that only its owner may read (0600 from the first byte)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def generate_keypair(private_path: Path) -> str:
+    """A fresh ed25519 key pair for one cluster; returns the public key line."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    write_private(private_path, pem)
+    private_path.with_name(private_path.name + ".pub").write_text(public + " gimme\n")
+    return public
+
+
+def redact(text: str) -> str:
+    """Mask bootstrap token secrets (abcdef.0123456789abcdef -> abcdef.****************)."""
+    return _TOKEN.sub(lambda m: m.group(1) + ".****************", text)
+
+
+class ClusterLog:
+    """The per-cluster log file (0600): every remote line, tagged with node and step."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh = os.fdopen(fd, "a", buffering=1)
+        self._lock = threading.Lock()
+        self.path = path
+
+    def write(self, node: str, step: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        lines = redact(text).splitlines()
+        with self._lock:
+            for line in lines:
+                self._fh.write(f"{stamp} {node} {step}: {line}\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _FirstContactPolicy(paramiko.MissingHostKeyPolicy):
+    """Trust-on-first-use for a VM gimme has just created; records the key for later checks."""
+
+    def __init__(self, known_hosts: Path, lock: threading.Lock) -> None:
+        self.known_hosts = known_hosts
+        self.lock = lock
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        with self.lock:
+            line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+            fd = os.open(self.known_hosts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as fh:
+                fh.write(line)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    output: str  # the bounded tail of combined stdout/stderr
+
+
+class Node:
+    """An SSH session to one node, kept open for all its steps."""
+
+    _known_hosts_lock = threading.Lock()
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        user: str,
+        key_path: Path,
+        known_hosts: Path,
+        *,
+        cluster_log: ClusterLog | None = None,
+        trust_new_host_key: bool = False,
+    ) -> None:
+        self.name = name
+        self.address = address
+        self.user = user
+        self.key_path = key_path
+        self.known_hosts = known_hosts
+        self.cluster_log = cluster_log
+        self.trust_new_host_key = trust_new_host_key
+        self._client: paramiko.SSHClient | None = None
+
+    def connect(self, *, deadline: float) -> None:
+        """Connect, retrying while the VM boots; a changed host key is never retried."""
+        pkey = paramiko.Ed25519Key.from_private_key_file(str(self.key_path))
+        delay, last = 0.2, "no attempt"
+        while True:
+            client = paramiko.SSHClient()
+            if self.known_hosts.exists():
+                client.load_host_keys(str(self.known_hosts))
+            if self.trust_new_host_key:
+                client.set_missing_host_key_policy(
+                    _FirstContactPolicy(self.known_hosts, self._known_hosts_lock)
+                )
+            else:
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                client.connect(
+                    self.address,
+                    username=self.user,
+                    pkey=pkey,
+                    allow_agent=False,
+                    look_for_keys=False,
+                    timeout=min(10.0, left),
+                    banner_timeout=min(30.0, left),
+                    auth_timeout=min(30.0, left),
+                    channel_timeout=min(30.0, left),
+                )
+                transport = client.get_transport()
+                assert transport is not None
+                transport.set_keepalive(30)
+                self._client = client
+                self.trust_new_host_key = False
+                return
+            except paramiko.BadHostKeyException:
+                client.close()
+                raise RemoteError(
+                    f"{self.name} ({self.address}): host key changed since first contact; "
+                    "refusing to connect"
+                ) from None
+            except _RETRYABLE as exc:
+                client.close()
+                last = f"{type(exc).__name__}: {exc}".strip()
+            if time.monotonic() + delay >= deadline:
+                raise RemoteError(
+                    f"{self.name} ({self.address}): SSH not ready before the deadline ({last})"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        if self._client is None:
+            raise RemoteError(f"{self.name}: not connected")
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def run(self, command: str, *, step: str, timeout: float, stdin: bytes | None = None) -> Result:
+        """Run one command; output is drained continuously (no deadlock) and logged."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(f"{self.name}: {step}: SSH connection lost")
+        channel = transport.open_session(timeout=30)
+        tail: deque[str] = deque(maxlen=40)
+        pending = b""
+        try:
+            channel.set_combine_stderr(True)
+            channel.settimeout(0.5)
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+                channel.shutdown_write()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    chunk = channel.recv(65536)
+                except TimeoutError:
+                    chunk = None
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    self._keep(step, lines, tail)
+                elif chunk == b"":
+                    if channel.exit_status_ready():
+                        break
+                    time.sleep(0.05)
+                if time.monotonic() > deadline:
+                    raise RemoteError(
+                        f"{self.name}: {step}: no result after {timeout:.0f}s; last output:\n"
+                        + redact("\n".join(tail))
+                    )
+            self._keep(step, [pending] if pending else [], tail)
+            return Result(channel.recv_exit_status(), "\n".join(tail))
+        finally:
+            channel.close()
+
+    def _keep(self, step: str, lines: list[bytes], tail: deque[str]) -> None:
+        texts = [line.decode(errors="replace").rstrip("\r") for line in lines]
+        tail.extend(texts)
+        if self.cluster_log and texts:
+            self.cluster_log.write(self.name, step, "\n".join(texts))
+
+    def put(self, data: bytes, path: str, mode: int) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.putfo(io.BytesIO(data), path)
+            sftp.chmod(path, mode)
+
+    def run_script(self, step: str, script: str, env: dict[str, str], *, timeout: float) -> Result:
+        """Upload `script` and a 0600 env file, run them as root, raise on failure."""
+        self.run(f"mkdir -p -m 700 {REMOTE_DIR}", step=step, timeout=30)
+        script_path, env_path = f"{REMOTE_DIR}/{step}.sh", f"{REMOTE_DIR}/{step}.env"
+        env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+        self.put(env_text.encode(), env_path, 0o600)
+        self.put(script.encode(), script_path, 0o700)
+        inner = f"set -a; . {shlex.quote(env_path)}; set +a; exec bash {shlex.quote(script_path)}"
+        command = shlex.join(
+            ["sudo", "-n", "timeout", "--kill-after=10", str(int(timeout)), "bash", "-c", inner]
+        )
+        result = self.run(command, step=step, timeout=timeout + 15)
+        if result.code != 0:
+            reason = "timed out" if result.code == 124 else f"exit code {result.code}"
+            raise RemoteError(
+                f"{self.name}: step {step!r} failed ({reason}); last output:\n"
+                + redact(result.output)
+            )
+        return result
+
+    def read_root_file(self, path: str) -> bytes:
+        """Read a root-only file on the node (e.g. admin.conf) without putting it in any log."""
+        channel = self.client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
+        try:
+            channel.exec_command(shlex.join(["sudo", "-n", "cat", "--", path]))
+            data = channel.makefile("rb").read()
+            code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        if code != 0:
+            raise RemoteError(f"{self.name}: cannot read {path} (exit code {code})")
+        return data
