@@ -278,7 +278,9 @@ class Engine:
 
     def list_vms(self, search: str) -> list[VmInfo]:
         vms_service = self.connection.system_service().vms_service()
-        vms = self._call("list VMs", lambda: vms_service.list(search=search, case_sensitive=True))
+        vms = self._call(
+            "list VMs", lambda: vms_service.list(search=search, case_sensitive=True, max=10000)
+        )
         return [_vm_info(v) for v in vms]
 
     def vm_status(self, vm_id: str) -> str | None:
@@ -290,30 +292,6 @@ class Engine:
             return None
         return vm.status.value if vm.status else "unknown"
 
-    def wait_status(
-        self, vm_id: str, name: str, wanted: set[str], *, deadline: float, phase: str
-    ) -> None:
-        """Poll until the VM is in one of `wanted` states; fail on a dead end or the deadline."""
-        interval = 0.2
-        left_down = False
-        while True:
-            status = self.vm_status(vm_id)
-            if status in wanted:
-                return
-            if status is None:
-                raise EngineError(f"{phase}: VM {name} disappeared from the engine")
-            left_down = left_down or status != "down"
-            # A VM that went back down while we wait for `up` has crashed or been stopped.
-            crashed = status == "down" and "up" in wanted and left_down
-            if status in ("unknown", "not_responding", "unassigned") or crashed:
-                raise EngineError(
-                    f"{phase}: VM {name} went {status} while waiting for {'/'.join(sorted(wanted))}"
-                )
-            if time.monotonic() >= deadline:
-                raise EngineError(f"{phase}: VM {name} still {status} at the deadline")
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 1.5, 3.0)
-
     def tag_vm(self, vm_id: str, tag: str) -> None:
         service = self.connection.system_service().vms_service().vm_service(vm_id).tags_service()
         try:
@@ -322,66 +300,71 @@ class Engine:
             if "already" not in str(exc).lower():
                 raise
 
-    def start_vm(self, vm_id: str, name: str, cloud_init: CloudInit, *, deadline: float) -> None:
-        """Start with cloud-init; an engine still busy with the VM is waited out."""
+    def start_vm(self, vm_id: str, name: str, cloud_init: CloudInit) -> bool:
+        """Start with cloud-init. False while the engine is still busy with the VM."""
         service = self.connection.system_service().vms_service().vm_service(vm_id)
         run_once = types.Vm(initialization=cloud_init.to_sdk())
-        while True:
-            try:
-                self._call(
-                    f"start VM {name}", lambda: service.start(use_cloud_init=True, vm=run_once)
-                )
-                return
-            except EngineError as exc:
-                if "VM is running" in str(exc):
-                    return  # an earlier attempt got through before its reply was lost
-                if not _BUSY.search(str(exc)) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(1.0)
+        try:
+            self._call(f"start VM {name}", lambda: service.start(use_cloud_init=True, vm=run_once))
+        except EngineError as exc:
+            if "VM is running" in str(exc):
+                return True  # an earlier attempt got through before its reply was lost
+            if _BUSY.search(str(exc)):
+                return False
+            raise
+        return True
 
-    def wait_address(self, vm_id: str, name: str, *, deadline: float) -> str:
-        """Poll the guest agent's reported devices until the VM has a usable address."""
-        devices = (
-            self.connection.system_service()
-            .vms_service()
-            .vm_service(vm_id)
-            .reported_devices_service()
-        )
-        interval = 0.2
-        while True:
-            address = pick_address(self._call("read reported devices", lambda: devices.list()))
-            if address:
-                return address
-            if time.monotonic() >= deadline:
-                raise EngineError(
-                    f"wait for IP: VM {name} reported no address before the deadline "
-                    "(is qemu-guest-agent in the template?)"
-                )
-            time.sleep(interval)
-            interval = min(interval * 1.5, 3.0)
-
-    def delete_vm(self, vm_id: str, name: str, *, deadline: float) -> None:
-        """Stop and remove the VM and its disks; a VM that is already gone counts as deleted."""
+    def vm_address(self, vm_id: str) -> str | None:
+        """The address the guest agent reports, or None while it reports none."""
         service = self.connection.system_service().vms_service().vm_service(vm_id)
-        while True:
-            status = self.vm_status(vm_id)
-            if status is None:
-                return
-            try:
-                if status == "down":
-                    self._call(f"remove VM {name}", lambda: service.remove())
-                elif status not in ("image_locked", "powering_down"):
-                    self._call(f"stop VM {name}", lambda: service.stop())
-            except sdk.NotFoundError:
-                return
-            except EngineError as exc:
-                if not (
-                    _BUSY.search(str(exc)) or "not running" in str(exc) or "is running" in str(exc)
-                ):
-                    raise
-            if time.monotonic() >= deadline:
-                raise EngineError(f"delete: VM {name} still {status} at the deadline")
-            time.sleep(0.3)
+        devices = self._call(
+            "read reported devices", lambda: service.reported_devices_service().list()
+        )
+        return pick_address(devices)
+
+    def delete_vms(self, vms: dict[str, str], *, deadline: float) -> dict[str, str]:
+        """Stop and remove VMs (id -> name) with their disks, all at once.
+
+        A VM already gone counts as deleted. Returns the VMs that could not be deleted,
+        id -> reason; a failure of one VM does not stop the others.
+        """
+        pending = dict(vms)
+        failed: dict[str, str] = {}
+        while pending:
+            for vm_id, name in list(pending.items()):
+                try:
+                    if self._delete_step(vm_id, name):
+                        del pending[vm_id]
+                except EngineError as exc:
+                    failed[vm_id] = str(exc)
+                    del pending[vm_id]
+            if pending and time.monotonic() >= deadline:
+                for vm_id, name in pending.items():
+                    failed[vm_id] = f"delete: VM {name} still there at the deadline"
+                break
+            if pending:
+                time.sleep(0.3)
+        return failed
+
+    def _delete_step(self, vm_id: str, name: str) -> bool:
+        """One move towards deletion; True once the engine no longer knows the VM."""
+        service = self.connection.system_service().vms_service().vm_service(vm_id)
+        status = self.vm_status(vm_id)
+        if status is None:
+            return True
+        try:
+            if status == "down":
+                self._call(f"remove VM {name}", lambda: service.remove())
+            elif status not in ("image_locked", "powering_down"):
+                self._call(f"stop VM {name}", lambda: service.stop())
+        except sdk.NotFoundError:
+            return True
+        except EngineError as exc:
+            if not (
+                _BUSY.search(str(exc)) or "not running" in str(exc) or "is running" in str(exc)
+            ):
+                raise
+        return False
 
 
 def _vm_info(vm: types.Vm) -> VmInfo:

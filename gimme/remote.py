@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gimme.errors import RemoteError
+from gimme.files import write_private
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 log = logging.getLogger(__name__)
@@ -37,15 +38,6 @@ _RETRYABLE = (
     OSError,
     EOFError,
 )
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create or replace a file that only its owner may read (0600 from the first byte)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def generate_keypair(private_path: Path) -> str:
