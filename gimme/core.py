@@ -151,6 +151,41 @@ def _description(record: ClusterRecord) -> str:
     return f"gimme cluster={record.id} owner={record.owner} expires={expires}"
 
 
+def foundations_report(ctx: Context) -> list[dict[str, str]]:
+    """Every foundation, and whether its engine has its template (an unreachable engine is reported)."""
+    from gimme.engine import Engine
+    from gimme.profiles import load_foundations
+
+    foundations = load_foundations(ctx.settings.foundations)
+    templates: dict[str, set[str] | str] = {}
+    for engine_name in sorted({f.engine for f in foundations.values()}):
+        if engine_name not in ctx.settings.engines:
+            templates[engine_name] = "engine not configured"
+            continue
+        try:
+            with Engine(ctx.settings.engine(engine_name), call_timeout=30) as engine:
+                templates[engine_name] = engine.template_names()
+        except GimmeError as exc:
+            templates[engine_name] = f"engine unreachable: {exc}"
+    rows = []
+    for f in sorted(foundations.values(), key=lambda f: f.name):
+        known = templates[f.engine]
+        available = (
+            known if isinstance(known, str) else ("yes" if f.template in known else "no template")
+        )
+        rows.append(
+            {
+                "name": f.name,
+                "engine": f.engine,
+                "cluster": f.cluster,
+                "template": f.template,
+                "os": f.os,
+                "available": available,
+            }
+        )
+    return rows
+
+
 # -- create -------------------------------------------------------------------------------
 
 

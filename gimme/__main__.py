@@ -1,0 +1,5 @@
+import sys
+
+from gimme.cli import main
+
+sys.exit(main())
