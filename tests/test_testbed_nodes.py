@@ -92,14 +92,18 @@ def connect(node: Node, **auth) -> paramiko.SSHClient:
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     host_key = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
     client.get_host_keys().add(node.address, key_type, host_key)
-    client.connect(
-        node.address,
-        username=node.user,
-        allow_agent=False,
-        look_for_keys=False,
-        timeout=10,
-        **auth,
-    )
+    try:
+        client.connect(
+            node.address,
+            username=node.user,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=10,
+            **auth,
+        )
+    except Exception:
+        client.close()
+        raise
     return client
 
 
@@ -193,9 +197,16 @@ def host_fingerprint(victim: Path) -> dict[str, str]:
     return {**sums, "/usr/bin listing": hashlib.sha256(listing.encode()).hexdigest()}
 
 
-def test_node_changes_stay_in_node(three: NodePool, user_key, tmp_path_factory) -> None:
-    victim = tmp_path_factory.mktemp("host") / "victim.txt"
-    victim.write_text("host file\n")
+@pytest.fixture
+def victim():
+    """A host file outside /tmp (the node's /tmp is fresh) for a node to delete."""
+    path = Path(f"/var/tmp/gimme-testbed-victim-{os.getpid()}.txt")
+    path.write_text("host file\n")
+    yield path
+    path.unlink()
+
+
+def test_node_changes_stay_in_node(three: NodePool, user_key, victim) -> None:
     before = host_fingerprint(victim)
     node = three.node("d1")
     script = (
@@ -228,6 +239,26 @@ def test_node_changes_stay_in_node(three: NodePool, user_key, tmp_path_factory) 
     assert node.read_file("/etc/../etc/os-release") == node.read_file("/usr/lib/os-release")
     assert node.read_file("/proc/self/status") is None
     assert node.read_file("/nonexistent/file") is None
+
+
+def test_node_cannot_reach_host_state(three: NodePool, user_key, tmp_path) -> None:
+    """Fresh /run and /tmp (no host sockets), kernel knobs read-only, own PIDs and hostname."""
+    (tmp_path / "host-only").touch()
+    node = three.node("u1")
+    with connect(node, pkey=user_key[0]) as client:
+        assert run(client, f"ls -A /tmp; test -e {tmp_path} || echo hidden") == "hidden\n"
+        assert set(run(client, "ls -A /run").split()) <= {"lock", "sshd", "sshd.pid", "sudo"}
+        knob = "/proc/sys/net/ipv4/ip_forward"  # writing its own value back changes nothing
+        out = run(client, f"sudo -n sh -c 'cat {knob} > {knob}' 2>&1 || echo refused")
+        assert "Read-only file system" in out and "refused" in out
+        assert run(client, "ls /dev").split() == sorted(
+            ["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin"]
+            + ["stdout", "tty", "urandom", "zero"]
+        )
+        processes = [line.split() for line in run(client, "ps -e -o pid=,comm=").splitlines()]
+        assert processes[0] == ["1", "python"]
+        assert {comm for _, comm in processes} <= {"python", "sshd", "bash", "ps"}
+    assert socket.gethostname() != node.hostname
 
 
 def test_stop_and_close_leave_nothing(tmp_path, user_key) -> None:

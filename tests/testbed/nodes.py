@@ -45,6 +45,7 @@ NODE_ENV = {
 UNSHARE = ["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child"]
 UNSHARE += ["--propagation", "private"]
 BOOT_TIMEOUT = 60.0
+ROOT_DEV = os.lstat("/").st_dev
 FAMILIES = {
     **dict.fromkeys(["debian", "ubuntu", "astra"], "debian"),
     **dict.fromkeys(["rhel", "centos", "rocky", "almalinux", "fedora", "redos"], "rhel"),
@@ -67,7 +68,7 @@ def os_family(os_release: dict[str, str]) -> str:
 class Node:
     """One emulated VM: identity, disk changes (``upper``) and process tree."""
 
-    def __init__(self, vm_id: str, hostname: str, user: str, directory: Path) -> None:
+    def __init__(self, vm_id: str, hostname: str, user: str, directory: Path, hidden: Path) -> None:
         self.vm_id = vm_id
         self.hostname = hostname
         self.user = user
@@ -75,6 +76,7 @@ class Node:
         self.host_public_key = ""
         self.dir = directory
         self.upper = directory / "upper"
+        self._own_mounts = ["/proc", "/dev", "/sys", str(hidden)]  # not its root filesystem's
         self.init_pid: int | None = None  # host PID of the node's PID 1 while it runs
         self._proc: subprocess.Popen[bytes] | None = None  # unshare(1), parent of the init
         self._pidfd: int | None = None
@@ -99,8 +101,8 @@ class Node:
         """Content of ``path`` as the node sees it on its root filesystem, or None.
 
         Reads the upper dir first, then the host's file, honours whiteouts and opaque dirs
-        and follows symlinks inside the node's view. The node's own /proc, /dev and /sys
-        are not files of its root filesystem.
+        and follows symlinks inside the node's view. The node's own mounts (/proc, /dev,
+        /sys and the hidden pool workdir) are not part of its root filesystem: None.
         """
         real = self._resolve(path)
         try:
@@ -110,56 +112,51 @@ class Node:
 
     def _resolve(self, path: str) -> Path | None:
         """Host path of the node's ``path``, following symlinks within the node's view."""
-        todo = [p for p in path.split("/") if p not in ("", ".")]
+        todo = _parts(path)
         done: list[str] = []
-        real: Path | None = self.upper
-        hops = 0
-        while todo:
+        for _ in range(1000):  # enough for any real path; ends symlink loops
+            if not todo:
+                return self._entry(done)
             name = todo.pop(0)
             if name == "..":
                 done = done[:-1]
-                real = self._entry(done)
                 continue
             real = self._entry([*done, name])
             if real is None:
                 return None
             if real.is_symlink():
-                hops += 1
-                if hops > 40:
-                    return None
                 target = os.readlink(real)
-                if target.startswith("/"):
-                    done = []
-                todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
-                real = self._entry(done)
+                done = [] if target.startswith("/") else done
+                todo[:0] = _parts(target)
             else:
                 done.append(name)
-        return real
+        return None
 
     def _entry(self, parts: list[str]) -> Path | None:
-        """Host path of the node's entry /<parts> (symlinks not followed) in upper or lower."""
+        """Host path of the node's entry /<parts> (a symlink is not followed), or None."""
+        node_path = "/" + "/".join(parts)
+        if any(node_path == m or node_path.startswith(m + "/") for m in self._own_mounts):
+            return None
         upper: Path | None = self.upper
         lower: Path | None = Path("/")
-        root_dev = os.lstat("/").st_dev
         for name in parts:
-            up_st = _lstat(upper / name) if upper else None
-            low_st = _lstat(lower / name) if lower else None
-            if low_st and low_st.st_dev != root_dev:
-                low_st = None  # a host mount point: the node's lower layer holds no files there
+            up = upper / name if upper else None
+            low = lower / name if lower else None
+            up_st, low_st = _lstat(up), _lstat(low)
+            if low_st and low_st.st_dev != ROOT_DEV:
+                low_st = None  # a host mount point: the lower layer has no files below it
             if up_st and stat.S_ISCHR(up_st.st_mode) and up_st.st_rdev == 0:
                 return None  # whiteout: the node deleted it
             if up_st:
-                assert upper is not None
                 merged = (
                     stat.S_ISDIR(up_st.st_mode)
                     and low_st is not None
                     and stat.S_ISDIR(low_st.st_mode)
-                    and not _opaque(upper / name)
+                    and not _opaque(up)
                 )
-                upper, lower = upper / name, (lower / name if merged and lower else None)
+                upper, lower = up, (low if merged else None)
             elif low_st:
-                assert lower is not None
-                upper, lower = None, lower / name
+                upper, lower = None, low
             else:
                 return None
         return upper or lower
@@ -224,7 +221,9 @@ class NodePool:
                 raise RuntimeError("node pool is closed")
             node = self._nodes.get(vm_id)
             if node is None:
-                node = self._nodes[vm_id] = Node(vm_id, hostname, user, self.workdir / vm_id)
+                node = self._nodes[vm_id] = Node(
+                    vm_id, hostname, user, self.workdir / vm_id, self.workdir
+                )
             elif node._proc is not None:
                 raise ValueError(f"node {vm_id} is already running")
             node.hostname, node.user = hostname, user
@@ -353,14 +352,20 @@ def _accepts(address: str, port: int) -> bool:
     return True
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+def _lstat(path: Path | None) -> os.stat_result | None:
+    if path is None:
+        return None
     try:
         return os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _opaque(path: Path) -> bool:
+def _opaque(path: Path | None) -> bool:
     try:
         return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
     except OSError:
@@ -376,7 +381,9 @@ def _close_open_pools() -> None:
 
 # ---- inside the node: PID 1 -------------------------------------------------------------
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+# Kernel-wide knobs a node must not turn (the network namespace is the host's, too).
+PROC_READ_ONLY = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
 DEVICES["tty"] = (5, 0)
 DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd"}
@@ -391,6 +398,8 @@ def _init(config_path: str, ctl_fd: int) -> None:
     os.umask(0o022)
     cfg = json.loads(Path(config_path).read_text())
     root = Path(cfg["dir"]) / "merged"
+    for name, mode in [("run", 0o755), ("tmp", 0o1777)]:
+        _fresh_opaque_dir(Path(cfg["dir"]) / "upper" / name, mode)
     _mount_root(root, Path(cfg["dir"]), Path(cfg["hide"]))
     first_boot = not (root / CLOUD_DIR.lstrip("/") / "boot-finished").exists()
     if first_boot and Path(cfg["shims"]).is_dir():
@@ -415,10 +424,16 @@ def _init(config_path: str, ctl_fd: int) -> None:
 
 
 def _mount_root(root: Path, node_dir: Path, hide: Path) -> None:
-    """Overlay root with fresh proc, sysfs (ro), minimal /dev; the test bed's dir hidden."""
+    """Overlay root, fresh proc (kernel knobs read-only), sysfs (ro), a minimal /dev, and
+    the test bed's workdir hidden."""
     overlay = f"lowerdir=/,upperdir={node_dir}/upper,workdir={node_dir}/work"
     _mount("overlay", root, "overlay", 0, overlay)
     _mount("proc", root / "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name in PROC_READ_ONLY:
+        path = root / "proc" / name
+        if path.exists():
+            _mount(str(path), path, "none", MS_BIND)
+            _mount("none", path, "none", MS_BIND | MS_REMOUNT | MS_RDONLY)
     _mount("sysfs", root / "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     dev = root / "dev"
     _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m")
@@ -434,6 +449,14 @@ def _mount_root(root: Path, node_dir: Path, hide: Path) -> None:
     _mount("tmpfs", dev / "shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if (root / hide.relative_to("/")).is_dir():
         _mount("tmpfs", root / hide.relative_to("/"), "tmpfs", MS_RDONLY, "mode=0755,size=4k")
+
+
+def _fresh_opaque_dir(path: Path, mode: int) -> None:
+    """Empty on every boot, like a tmpfs, and hiding the host's files (sockets!) below it."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    path.chmod(mode)
+    os.setxattr(path, "trusted.overlay.opaque", b"y")
 
 
 def _mount(source: str, target: Path, fstype: str, flags: int, data: str = "") -> None:
@@ -507,7 +530,9 @@ def _every_boot(cfg: dict) -> None:
         "UsePAM no\n"
         "Subsystem sftp internal-sftp\n"
     )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    Path("/run/sshd").mkdir(mode=0o755)
+    Path("/run/lock").mkdir()
+    Path("/run/lock").chmod(0o1777)
 
 
 def _quote(value: str) -> str:
