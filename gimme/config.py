@@ -199,7 +199,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping")
-    if any(e and e.get("password") for e in (data.get("engines") or {}).values()):
+    engines = data.get("engines")
+    if isinstance(engines, dict) and any(
+        isinstance(e, dict) and e.get("password") for e in engines.values()
+    ):
         _check_private(path, "holds an engine password")
     return data
 
