@@ -261,6 +261,15 @@ def test_node_cannot_reach_host_state(three: NodePool, user_key, tmp_path) -> No
     assert socket.gethostname() != node.hostname
 
 
+def test_workdir_outside_tmp_is_hidden(user_key) -> None:
+    workdir = Path(f"/var/tmp/gimme-testbed-nodes-{os.getpid()}")
+    with NodePool(workdir) as pool:
+        node = start(pool, "w", user_key[1])
+        with connect(node, pkey=user_key[0]) as client:
+            assert run(client, f"ls -A {workdir}") == ""
+    assert not workdir.exists()
+
+
 def test_stop_and_close_leave_nothing(tmp_path, user_key) -> None:
     pool = NodePool(tmp_path / "pool")
     nodes = [start(pool, vm_id, user_key[1]) for vm_id in ("a", "b")]

@@ -42,8 +42,10 @@ NODE_ENV = {
 }
 # New mount, PID, UTS and IPC namespaces; the forked child is the node's PID 1 and gets
 # SIGKILL if unshare itself dies. The network namespace is the host's (loopback addresses).
-UNSHARE = ["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child"]
-UNSHARE += ["--propagation", "private"]
+UNSHARE = [
+    "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child",
+    "--propagation", "private",
+]  # fmt: skip
 BOOT_TIMEOUT = 60.0
 ROOT_DEV = os.lstat("/").st_dev
 FAMILIES = {
@@ -384,10 +386,14 @@ def _close_open_pools() -> None:
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 # Kernel-wide knobs a node must not turn (the network namespace is the host's, too).
 PROC_READ_ONLY = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
-DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
-DEVICES["tty"] = (5, 0)
-DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd"}
-DEV_LINKS |= {name: f"/proc/self/fd/{fd}" for fd, name in enumerate(["stdin", "stdout", "stderr"])}
+DEVICES = {
+    "null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+    "tty": (5, 0),
+}  # fmt: skip
+DEV_LINKS = {
+    "ptmx": "pts/ptmx", "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+}  # fmt: skip
 
 
 def _init(config_path: str, ctl_fd: int) -> None:
@@ -460,7 +466,7 @@ def _fresh_opaque_dir(path: Path, mode: int) -> None:
 
 
 def _mount(source: str, target: Path, fstype: str, flags: int, data: str = "") -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # Python 3.11 has no os.mount
     if libc.mount(source.encode(), str(target).encode(), fstype.encode(), flags, data.encode()):
         errno = ctypes.get_errno()
         raise OSError(errno, f"mount {fstype} on {target} ({data}): {os.strerror(errno)}")
