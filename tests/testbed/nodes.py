@@ -173,15 +173,23 @@ class NodePool:
         *,
         subnet: str = "127.0.10",
         sshd_delay: float = 0.0,
-        python: str = sys.executable,
+        python: str | None = None,
     ) -> None:
+        """``python`` runs the node's init and its shims, also as the cloud-init user, so it
+        defaults to the system's /usr/bin/python3 (a venv under /root is unreadable to
+        that user), else to this interpreter."""
         octets = subnet.split(".")
         if len(octets) != 3 or octets[0] != "127" or not all(o.isdigit() for o in octets):
             raise ValueError(f"subnet must be 127.X.Y (loopback only), not {subnet!r}")
         self.workdir = Path(workdir).resolve()
+        if any(char in str(self.workdir) for char in ",:\\"):
+            raise ValueError(
+                f"workdir must not contain ',', ':' or '\\' (overlay options): {workdir}"
+            )
         self.subnet = subnet
         self.sshd_delay = sshd_delay
-        self.python = python
+        system_python = "/usr/bin/python3"
+        self.python = python or (system_python if Path(system_python).exists() else sys.executable)
         self._created_workdir = not self.workdir.exists()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._nodes: dict[str, Node] = {}
@@ -514,6 +522,7 @@ def _first_boot(cfg: dict) -> None:
     if install.exists():
         python = cfg["python"]
         command = [python, str(install), "--family", cfg["family"], "--python", python]
+        command += ["--node-ip", cfg["address"], "--hostname", cfg["hostname"]]
         subprocess.run(command, check=True)
 
 
