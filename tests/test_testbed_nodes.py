@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.testbed.nodes import SHIMS, Node, NodePool, os_family
+from tests.testbed.nodes import ADDRESS_LOCKS, SHIMS, Node, NodePool, os_family
 
 pytestmark = [
     pytest.mark.nodes,
@@ -346,6 +347,22 @@ def test_six_nodes_start_concurrently(tmp_path, user_key) -> None:
         assert len({n.host_public_key for n in nodes}) == 6
         with connect(nodes[5], pkey=user_key[0]) as client:
             assert run(client, "hostname").strip() == nodes[5].hostname
+
+
+def test_taken_addresses_are_skipped(tmp_path, user_key) -> None:
+    """Skipped: an address another pool holds (its own flock, as from another process)
+    and one where something already listens on port 22."""
+    ADDRESS_LOCKS.mkdir(parents=True, exist_ok=True)
+    held = os.open(ADDRESS_LOCKS / "127.0.14.1", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        with (
+            socket.create_server(("127.0.14.2", 22)),
+            NodePool(tmp_path, subnet="127.0.14") as pool,
+        ):
+            assert start(pool, "s", user_key[1]).address == "127.0.14.3"
+    finally:
+        os.close(held)
 
 
 def test_sshd_delay(tmp_path, user_key) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import pwd
@@ -53,8 +54,8 @@ FAMILIES = {
     **dict.fromkeys(["rhel", "centos", "rocky", "almalinux", "fedora", "redos"], "rhel"),
 }
 
-_address_lock = threading.Lock()
-_addresses_in_use: set[str] = set()  # shared by all pools of this process
+# An address belongs to whoever holds the flock on its file here: any pool of any process.
+ADDRESS_LOCKS = Path("/run/lock/gimme-testbed")
 _open_pools: weakref.WeakSet[NodePool] = weakref.WeakSet()
 
 
@@ -83,6 +84,7 @@ class Node:
         self._proc: subprocess.Popen[bytes] | None = None  # unshare(1), parent of the init
         self._pidfd: int | None = None
         self._ctl: socket.socket | None = None  # closing it (or our death) powers the node off
+        self._address_lock: int | None = None  # fd holding the flock on the address
 
     def __repr__(self) -> str:
         state = "running" if self.running() else "stopped"
@@ -237,7 +239,7 @@ class NodePool:
             elif node._proc is not None:
                 raise ValueError(f"node {vm_id} is already running")
             node.hostname, node.user = hostname, user
-            node.address = _claim_address(self.subnet, node.address)
+            node.address, node._address_lock = _claim_address(self.subnet, node.address)
             for sub in ("upper", "work", "merged"):
                 (node.dir / sub).mkdir(parents=True, exist_ok=True)
             config = {
@@ -332,26 +334,31 @@ class NodePool:
         node._proc.wait()
         assert node._ctl is not None
         node._ctl.close()
-        _release_address(node.address)
-        node._proc = node._pidfd = node._ctl = node.init_pid = None
+        assert node._address_lock is not None
+        os.close(node._address_lock)  # frees the address
+        node._proc = node._pidfd = node._ctl = node.init_pid = node._address_lock = None
 
 
-def _claim_address(subnet: str, preferred: str) -> str:
-    """Reserve ``preferred`` if free, else the lowest free <subnet>.N (nothing on port 22)."""
-    with _address_lock:
-        candidates = [preferred] if preferred.startswith(subnet + ".") else []
-        for address in candidates + [f"{subnet}.{n}" for n in range(1, 255)]:
-            if address not in _addresses_in_use and not _accepts(address, 22):
-                _addresses_in_use.add(address)
-                return address
+def _claim_address(subnet: str, preferred: str) -> tuple[str, int]:
+    """Lock ``preferred`` if free, else the lowest free <subnet>.N: (address, lock fd).
+
+    Free means no pool of any process holds it and nothing listens on its port 22.
+    """
+    ADDRESS_LOCKS.mkdir(parents=True, exist_ok=True)
+    candidates = [preferred] if preferred.startswith(subnet + ".") else []
+    for address in candidates + [f"{subnet}.{n}" for n in range(1, 255)]:
+        fd = os.open(ADDRESS_LOCKS / address, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if not _accepts(address, 22):
+            return address, fd
+        os.close(fd)
     raise RuntimeError(
         f"no free address in {subnet}.1-254 (is a host sshd listening on 0.0.0.0:22?)"
     )
-
-
-def _release_address(address: str) -> None:
-    with _address_lock:
-        _addresses_in_use.discard(address)
 
 
 def _accepts(address: str, port: int) -> bool:
