@@ -174,6 +174,7 @@ def test_login_identity_and_sudo(three: NodePool, user_key) -> None:
     for node, release in zip(three.nodes(), [UBUNTU, ROCKY, DEBIAN], strict=True):
         with connect(node, pkey=user_key[0]) as client:
             assert run(client, "hostname").strip() == node.hostname
+            assert run(client, "cat /proc/sys/kernel/hostname").strip() == node.hostname  # UTS
             assert run(client, "id -un").strip() == node.user
             os_release = run(client, "cat /etc/os-release")
             assert f'PRETTY_NAME="{release["PRETTY_NAME"]}"' in os_release
@@ -386,13 +387,13 @@ def test_sshd_delay(tmp_path, user_key) -> None:
 def test_power_cycle_keeps_disk_and_host_key(tmp_path, user_key) -> None:
     with NodePool(tmp_path) as pool:
         node = start(pool, "p", user_key[1])
-        host_key = node.host_public_key
+        host_key, address = node.host_public_key, node.address
         with connect(node, pkey=user_key[0]) as client:
             run(client, "echo kept > ~/file")
         pool.stop_node("p")
         assert not node.running()
         start(pool, "p", user_key[1])
-        assert node.running() and node.host_public_key == host_key
+        assert node.running() and node.host_public_key == host_key and node.address == address
         with connect(node, pkey=user_key[0]) as client:
             assert run(client, "cat ~/file") == "kept\n"
         with pytest.raises(ValueError, match="already running"):
