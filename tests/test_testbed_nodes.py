@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.testbed.nodes import ADDRESS_LOCKS, SHIMS, Node, NodePool, os_family
+from tests.testbed.nodes import ADDRESS_LOCKS, HOST_CAPABILITIES, SHIMS, Node, NodePool, os_family
 
 pytestmark = [
     pytest.mark.nodes,
@@ -249,7 +249,8 @@ def test_node_changes_stay_in_node(three: NodePool, user_key, victim) -> None:
 
 
 def test_node_cannot_reach_host_state(three: NodePool, user_key, tmp_path) -> None:
-    """Fresh /run and /tmp (no host sockets), kernel knobs read-only, own PIDs and hostname."""
+    """Fresh /run and /tmp (no host sockets), kernel knobs read-only, no capabilities that
+    reach the host, own PIDs and hostname."""
     (tmp_path / "host-only").touch()
     node = three.node("u1")
     with connect(node, pkey=user_key[0]) as client:
@@ -262,6 +263,9 @@ def test_node_cannot_reach_host_state(three: NodePool, user_key, tmp_path) -> No
             ["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin"]
             + ["stdout", "tty", "urandom", "zero"]
         )
+        bounding = int(run(client, "sudo -n grep CapBnd /proc/self/status").split()[1], 16)
+        assert [cap for cap, bit in HOST_CAPABILITIES.items() if bounding & 1 << bit] == []
+        assert bounding & 1 << 21  # CAP_SYS_ADMIN stays: mounts in the node's own namespace
         processes = [line.split() for line in run(client, "ps -e -o pid=,comm=").splitlines()]
         assert processes[0][0] == "1" and processes[0][1].startswith("python")
         assert {comm for _, comm in processes[1:]} <= {"sshd", "bash", "ps"}

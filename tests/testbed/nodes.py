@@ -401,6 +401,16 @@ def _close_open_pools() -> None:
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 # Kernel-wide knobs a node must not turn (the network namespace is the host's, too).
 PROC_READ_ONLY = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
+# Capabilities that would let even root in a node change the host: its network (the
+# namespace is shared), clock, kernel modules, raw I/O and device nodes.
+HOST_CAPABILITIES = {
+    "net_admin": 12,
+    "sys_module": 16,
+    "sys_rawio": 17,
+    "sys_time": 25,
+    "mknod": 27,
+}
+PR_CAPBSET_DROP = 24
 DEVICES = {
     "null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
     "tty": (5, 0),
@@ -422,6 +432,7 @@ def _init(config_path: str, ctl_fd: int) -> None:
     for name, mode in [("run", 0o755), ("tmp", 0o1777)]:
         _fresh_opaque_dir(Path(cfg["dir"]) / "upper" / name, mode)
     _mount_root(root, Path(cfg["dir"]), Path(cfg["hide"]))
+    _drop_host_capabilities()
     first_boot = not (root / CLOUD_DIR.lstrip("/") / "boot-finished").exists()
     if first_boot and Path(cfg["shims"]).is_dir():
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -470,6 +481,14 @@ def _mount_root(root: Path, node_dir: Path, hide: Path) -> None:
     _mount("tmpfs", dev / "shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if (root / hide.relative_to("/")).is_dir():
         _mount("tmpfs", root / hide.relative_to("/"), "tmpfs", MS_RDONLY, "mode=0755,size=4k")
+
+
+def _drop_host_capabilities() -> None:
+    """Remove HOST_CAPABILITIES from the bounding set, for every process started from now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in HOST_CAPABILITIES.values():
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0):
+            raise OSError(ctypes.get_errno(), f"cannot drop capability {cap}")
 
 
 def _fresh_opaque_dir(path: Path, mode: int) -> None:
