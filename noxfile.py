@@ -10,11 +10,18 @@ nox.options.sessions = ["tests"]
 LINT_TARGETS = ["gimme", "tests", "noxfile.py"]
 
 
+def _isolated(session: nox.Session, *args: str) -> None:
+    """Run in a fresh network namespace: only a loopback, so the test bed's engine and
+    nodes (127.0.10.N:22) neither clash with the host's services nor reach any network."""
+    script = 'ip link set lo up && exec "$@"'
+    session.run("unshare", "--net", "--", "sh", "-c", script, "sh", *args, external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite on the test bed (needs root for the emulated nodes)."""
     session.install(".[test]")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    _isolated(session, "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
@@ -37,11 +44,11 @@ def typecheck(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """create -> kubeconfig -> delete against the embedded fake engine and emulated nodes."""
     session.install(".[test]")
-    session.run("python", "-m", "tests.testbed.demo", *session.posargs)
+    _isolated(session, "python", "-m", "tests.testbed.demo", *session.posargs)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed and memory ratios on the test bed; prints a table, writes bench-results.json."""
     session.install(".[test]")
-    session.run("python", "-m", "tests.bench", *session.posargs)
+    _isolated(session, "python", "-m", "tests.bench", *session.posargs)
