@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -271,6 +272,7 @@ def test_states_follow_time_not_polls(make_engine: Callable[..., FakeEngine]) ->
 
 def test_stop_remove_then_404(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
     vm = running_vm(ovirt, "gimme-x-0")
+    first_ip = wait_for(lambda: reported_ips(ovirt, vm.id))["eth0"][0]
     service = vms_service(ovirt).vm_service(vm.id)
     service.stop()
     assert reported_ips(ovirt, vm.id) == {}
@@ -286,6 +288,8 @@ def test_stop_remove_then_404(fake_engine: FakeEngine, ovirt: sdk.Connection) ->
     )
     assert missing.code == 404 and missing.fault is None
     assert fake_engine.vms() == []
+    successor = running_vm(ovirt, "gimme-x-1")  # the engine reuses the freed address
+    assert wait_for(lambda: reported_ips(ovirt, successor.id))["eth0"][0] == first_ip
 
 
 def _error_or_none(call: Callable[[], object]) -> sdk.Error | None:
@@ -336,6 +340,8 @@ def test_links_nics_and_per_nic_reported_devices(ovirt: sdk.Connection) -> None:
     devices = wait_for(lambda: nic_service.reported_devices_service().list())
     assert [d.name for d in devices] == ["eth0"]  # only the device behind this NIC, no lo
     assert devices[0].mac.address == nics[0].mac.address
+    assert ovirt.follow_link(devices[0]).ips[0].address.startswith("127.0.10.")
+    assert ovirt.follow_link(devices[0].vm).name == "linked"
 
 
 # -------------------------------------------------------------------------------- faults
@@ -663,6 +669,12 @@ def test_raw_http_statuses(fake_engine: FakeEngine) -> None:
     status, body, content_type = raw(fake_engine, "GET", "/ovirt-engine/api/vms", **auth)
     assert (status, content_type) == (200, "application/xml;charset=UTF-8")
     assert body.startswith(b'<?xml version="1.0"')
+    status, body, _ = raw(fake_engine, "POST", "/ovirt-engine/api/vms", b"<vm", **auth)
+    assert status == 400 and b"Request syntactically incorrect." in body
+    status, body, _ = raw(fake_engine, "POST", "/ovirt-engine/api/tags", b"<vm/>", **auth)
+    assert status == 400
+    basic = base64.b64encode(f"{fake_engine.username}:{fake_engine.password}".encode()).decode()
+    assert raw(fake_engine, "GET", "/ovirt-engine/api", Authorization=f"Basic {basic}")[0] == 200
     assert raw(fake_engine, "GET", "/ovirt-engine/api/nothing", **auth)[0] == 404
     assert raw(fake_engine, "DELETE", "/ovirt-engine/api/vms", **auth)[0] == 405
     assert raw(fake_engine, "GET", "/elsewhere")[0] == 404

@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime
 import json
+import logging
 import re
 import secrets
 import time
@@ -25,7 +26,14 @@ from ovirtsdk4 import types
 from ovirtsdk4.reader import Reader
 from ovirtsdk4.writer import Writer
 
-from .engine_inventory import BLANK_TEMPLATE_ID, GiB, Inventory, TemplateDef, stable_id
+from .engine_inventory import (
+    BLANK_TEMPLATE_ID,
+    ClusterDef,
+    GiB,
+    Inventory,
+    TemplateDef,
+    stable_id,
+)
 from .engine_search import ID, TEXT, Field, FieldValue, SearchError, parse_search
 from .engine_state import (
     INTERNAL_ERROR,
@@ -38,6 +46,8 @@ from .engine_state import (
     merge_initialization,
     refuse,
 )
+
+log = logging.getLogger(__name__)
 
 API = "/ovirt-engine/api"
 SSO_TOKEN_PATH = "/ovirt-engine/sso/oauth/token"
@@ -66,7 +76,7 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names in lower case
     body: bytes
 
     def param(self, name: str) -> str | None:
@@ -118,7 +128,7 @@ class Match:
     status: int = 200
     handler: Callable[..., Reply] | None = None
     params: Mapping[str, str] = field(default_factory=dict)
-    authenticated: bool = True
+    needs_auth: bool = True
 
 
 def _route(
@@ -162,6 +172,7 @@ API_ROUTES = (
     _route("POST", "/vms/{vm}/stop", "stop", "power_off", action="stop"),
     _route("POST", "/vms/{vm}/shutdown", "shutdown", "power_off", action="shutdown"),
     _route("GET", "/vms/{vm}/reporteddevices", "reported_devices"),
+    _route("GET", "/vms/{vm}/reporteddevices/{device}", "get_reported_device"),
     _route("GET", "/vms/{vm}/nics", "list_nics"),
     _route("GET", "/vms/{vm}/nics/{nic}", "get_nic"),
     _route("GET", "/vms/{vm}/nics/{nic}/reporteddevices", "reported_devices"),
@@ -254,11 +265,160 @@ def not_found(identifier: str) -> EngineFault:
 
 @dataclass
 class _Static:
-    """A read-only collection: search fields (None: no search) and (record, object) pairs."""
+    """A read-only collection: XML root, search fields (None: no search), and
+    (search record, object) pairs."""
 
     root: str
     fields: Mapping[str, Field] | None
     items: list[tuple[dict[str, FieldValue], Any]]
+
+
+def static_collections(inv: Inventory) -> dict[str, _Static]:
+    """Data centers, clusters, templates, and the single host, storage domain, network and
+    vNIC profile (all in the first cluster's data center)."""
+    dc_ids = {dc.name: dc.id for dc in inv.data_centers}
+    home = inv.clusters[0]
+    home_dc = ref(types.DataCenter, "datacenters", dc_ids[home.data_center])
+    version = types.Version(major=4, minor=7)
+    datacenters = [
+        (
+            {"name": dc.name, "id": dc.id, "status": "up"},
+            ref(
+                types.DataCenter,
+                "datacenters",
+                dc.id,
+                name=dc.name,
+                local=False,
+                status=types.DataCenterStatus.UP,
+                storage_format=types.StorageFormat.V5,
+                version=version,
+            ),
+        )
+        for dc in inv.data_centers
+    ]
+    clusters = [
+        (
+            {"name": c.name, "id": c.id, "datacenter": c.data_center},
+            ref(
+                types.Cluster,
+                "clusters",
+                c.id,
+                name=c.name,
+                cpu=types.Cpu(architecture=types.Architecture.X86_64, type="Intel Nehalem Family"),
+                data_center=ref(types.DataCenter, "datacenters", dc_ids[c.data_center]),
+                version=version,
+            ),
+        )
+        for c in inv.clusters
+    ]
+    templates = [
+        (
+            {
+                "name": t.name,
+                "id": t.id,
+                "status": "ok",
+                "description": t.summary,
+                "datacenter": t.data_center or None,  # Blank belongs to no data center
+                "cluster": [c.name for c in inv.clusters if c.data_center == t.data_center],
+            },
+            _template(t, inv),
+        )
+        for t in inv.all_templates()
+    ]
+    host = ref(
+        types.Host,
+        "hosts",
+        HOST_ID,
+        name="h1",
+        address="127.0.0.1",
+        status=types.HostStatus.UP,
+        memory=64 * GiB,
+        cluster=ref(types.Cluster, "clusters", home.id),
+        type=types.HostType.RHEL,
+    )
+    storage = ref(
+        types.StorageDomain,
+        "storagedomains",
+        STORAGE_DOMAIN_ID,
+        name="data1",
+        type=types.StorageDomainType.DATA,
+        external_status=types.ExternalStatus.OK,
+        master=True,
+        available=900 * GiB,
+        used=100 * GiB,
+        committed=300 * GiB,
+        storage=types.HostStorage(
+            type=types.StorageType.NFS, address="127.0.0.1", path="/exports/data1"
+        ),
+        data_centers=[home_dc],
+    )
+    network = ref(
+        types.Network,
+        "networks",
+        NETWORK_ID,
+        name="ovirtmgmt",
+        description="Management Network",
+        data_center=home_dc,
+    )
+    profile = ref(
+        types.VnicProfile,
+        "vnicprofiles",
+        VNIC_PROFILE_ID,
+        name="ovirtmgmt",
+        network=ref(types.Network, "networks", NETWORK_ID),
+    )
+    in_home = {"datacenter": home.data_center}
+    return {
+        "datacenters": _Static("data_centers", DATACENTER_FIELDS, datacenters),
+        "clusters": _Static("clusters", CLUSTER_FIELDS, clusters),
+        "templates": _Static("templates", TEMPLATE_FIELDS, templates),
+        "hosts": _Static(
+            "hosts",
+            HOST_FIELDS,
+            [
+                (
+                    {"name": "h1", "id": HOST_ID, "status": "up", "cluster": home.name, **in_home},
+                    host,
+                )
+            ],
+        ),
+        "storagedomains": _Static(
+            "storage_domains",
+            STORAGE_FIELDS,
+            [({"name": "data1", "id": STORAGE_DOMAIN_ID, **in_home}, storage)],
+        ),
+        "networks": _Static(
+            "networks",
+            NETWORK_FIELDS,
+            [({"name": "ovirtmgmt", "id": NETWORK_ID, **in_home}, network)],
+        ),
+        "vnicprofiles": _Static("vnic_profiles", None, [({}, profile)]),
+    }
+
+
+def _template(t: TemplateDef, inv: Inventory) -> types.Template:
+    base = min(
+        (o for o in inv.all_templates() if (o.name, o.data_center) == (t.name, t.data_center)),
+        key=lambda o: o.version,
+    )
+    return ref(
+        types.Template,
+        "templates",
+        t.id,
+        name=t.name,
+        description=t.summary,
+        status=types.TemplateStatus.OK,
+        memory=t.memory,
+        cpu=types.Cpu(topology=types.CpuTopology(sockets=1, cores=t.cpu_cores, threads=1)),
+        os=types.OperatingSystem(type=t.os_type),
+        type=types.VmType.SERVER,
+        creation_time=TEMPLATE_TIME,
+        version=types.TemplateVersion(
+            version_number=t.version,
+            version_name=None if t.version == 1 else f"v{t.version}",
+            base_template=ref(types.Template, "templates", base.id),
+        ),
+    )
 
 
 class RestApi:
@@ -269,15 +429,15 @@ class RestApi:
     ) -> None:
         self.state, self.inventory = state, inventory
         self.username, self.password = username, password
-        self._static = self._static_collections()
+        self._static = static_collections(inventory)
 
     # -- dispatch
 
     def resolve(self, method: str, path: str) -> Match:
         if path.startswith(API) and (path == API or path[len(API)] == "/"):
-            routes, relative, authenticated = API_ROUTES, path[len(API) :], True
+            routes, relative, needs_auth = API_ROUTES, path[len(API) :], True
         else:
-            routes, relative, authenticated = SSO_ROUTES, path, False
+            routes, relative, needs_auth = SSO_ROUTES, path, False
         allowed = []
         for route in routes:
             m = route.pattern.match(relative)
@@ -287,13 +447,13 @@ class RestApi:
                 allowed.append(route.method)
                 continue
             handler = getattr(self, route.handler)
-            return Match(route.kind, 200, handler, {**m.groupdict(), **route.fixed}, authenticated)
+            return Match(route.kind, 200, handler, {**m.groupdict(), **route.fixed}, needs_auth)
         return Match(None, 405 if allowed else 404)
 
     def respond(self, request: Request, match: Match) -> Reply:
         if match.handler is None:
             return Reply(match.status)
-        if match.authenticated and not self._authenticated(request.headers):
+        if match.needs_auth and not self._authenticated(request.headers):
             return Reply(401, headers={"WWW-Authenticate": 'Bearer realm="RESTAPI"'})
         try:
             with self.state.locked():
@@ -302,17 +462,20 @@ class RestApi:
             return Reply(404)
         except EngineFault as fault:
             return Reply.xml(fault.status, types.Fault(reason=fault.reason, detail=fault.detail))
+        except Exception as exc:  # a bug here: answer like the engine does, and say so
+            log.exception("%s %s failed", request.method, request.path)
+            return Reply.xml(500, types.Fault(reason="Operation Failed", detail=repr(exc)))
 
     def injected_error(self, kind: str, match: Match) -> Reply:
         """The reply of an injected http_500 / http_503 for a request resolved to `match`."""
         if kind == "http_503":
             return Reply(503, PROXY_503_PAGE, "text/html; charset=iso-8859-1")
-        if not match.authenticated:
+        if not match.needs_auth:  # SSO
             return Reply.json(500, {"error_code": "server_error", "error": "Internal Engine Error"})
         return Reply.xml(500, types.Fault(reason="Operation Failed", detail=INTERNAL_ERROR))
 
     def _authenticated(self, headers: Mapping[str, str]) -> bool:
-        scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return self.state.token_valid(credentials.strip())
         if scheme.lower() == "basic":  # deprecated by the engine, still accepted
@@ -373,7 +536,7 @@ class RestApi:
     def _body(self, request: Request, expected: type) -> Any:
         try:
             obj = Reader.read(request.body) if request.body.strip() else None
-        except ovirtsdk4.Error as exc:
+        except Exception as exc:  # the SDK's reader raises bare Exception on malformed XML
             raise EngineFault(400, str(exc), "Request syntactically incorrect.") from exc
         if not isinstance(obj, expected):
             raise EngineFault(
@@ -452,174 +615,6 @@ class RestApi:
                 return Reply.xml(200, obj)
         raise Missing(id)
 
-    def _static_collections(self) -> dict[str, _Static]:
-        inv = self.inventory
-        dc_ids = {dc.name: dc.id for dc in inv.data_centers}
-        first_cluster = inv.clusters[0]
-        version = types.Version(major=4, minor=7)
-        datacenters = [
-            (
-                {"name": dc.name, "id": dc.id, "status": "up"},
-                ref(
-                    types.DataCenter,
-                    "datacenters",
-                    dc.id,
-                    name=dc.name,
-                    local=False,
-                    status=types.DataCenterStatus.UP,
-                    storage_format=types.StorageFormat.V5,
-                    version=version,
-                    clusters=link("datacenters", dc.id, "clusters"),
-                ),
-            )
-            for dc in inv.data_centers
-        ]
-        clusters = [
-            (
-                {"name": c.name, "id": c.id, "datacenter": c.data_center},
-                ref(
-                    types.Cluster,
-                    "clusters",
-                    c.id,
-                    name=c.name,
-                    cpu=types.Cpu(
-                        architecture=types.Architecture.X86_64, type="Intel Nehalem Family"
-                    ),
-                    data_center=ref(types.DataCenter, "datacenters", dc_ids[c.data_center]),
-                    version=version,
-                ),
-            )
-            for c in inv.clusters
-        ]
-        templates = [
-            (
-                {
-                    "name": t.name,
-                    "id": t.id,
-                    "status": "ok",
-                    "description": self._template_description(t),
-                    "datacenter": t.data_center or None,
-                    "cluster": [c.name for c in inv.clusters if c.data_center == t.data_center],
-                },
-                self._template(t),
-            )
-            for t in inv.all_templates()
-        ]
-        host = ref(
-            types.Host,
-            "hosts",
-            HOST_ID,
-            name="h1",
-            address="127.0.0.1",
-            status=types.HostStatus.UP,
-            memory=64 * GiB,
-            cluster=ref(types.Cluster, "clusters", first_cluster.id),
-            type=types.HostType.RHEL,
-        )
-        storage = ref(
-            types.StorageDomain,
-            "storagedomains",
-            STORAGE_DOMAIN_ID,
-            name="data1",
-            type=types.StorageDomainType.DATA,
-            external_status=types.ExternalStatus.OK,
-            master=True,
-            available=900 * GiB,
-            used=100 * GiB,
-            committed=300 * GiB,
-            storage=types.HostStorage(
-                type=types.StorageType.NFS, address="127.0.0.1", path="/exports/data1"
-            ),
-            data_centers=[ref(types.DataCenter, "datacenters", dc_ids[first_cluster.data_center])],
-        )
-        network = ref(
-            types.Network,
-            "networks",
-            NETWORK_ID,
-            name="ovirtmgmt",
-            description="Management Network",
-            data_center=ref(types.DataCenter, "datacenters", dc_ids[first_cluster.data_center]),
-        )
-        profile = ref(
-            types.VnicProfile,
-            "vnicprofiles",
-            VNIC_PROFILE_ID,
-            name="ovirtmgmt",
-            network=ref(types.Network, "networks", NETWORK_ID),
-        )
-        dc_name = first_cluster.data_center
-        return {
-            "datacenters": _Static("data_centers", DATACENTER_FIELDS, datacenters),
-            "clusters": _Static("clusters", CLUSTER_FIELDS, clusters),
-            "templates": _Static("templates", TEMPLATE_FIELDS, templates),
-            "hosts": _Static(
-                "hosts",
-                HOST_FIELDS,
-                [
-                    (
-                        {
-                            "name": "h1",
-                            "id": HOST_ID,
-                            "status": "up",
-                            "cluster": first_cluster.name,
-                            "datacenter": dc_name,
-                        },
-                        host,
-                    )
-                ],
-            ),
-            "storagedomains": _Static(
-                "storage_domains",
-                STORAGE_FIELDS,
-                [({"name": "data1", "id": STORAGE_DOMAIN_ID, "datacenter": dc_name}, storage)],
-            ),
-            "networks": _Static(
-                "networks",
-                NETWORK_FIELDS,
-                [({"name": "ovirtmgmt", "id": NETWORK_ID, "datacenter": dc_name}, network)],
-            ),
-            "vnicprofiles": _Static("vnic_profiles", None, [({}, profile)]),
-        }
-
-    @staticmethod
-    def _template_description(t: TemplateDef) -> str:
-        return (
-            t.os_release.get("PRETTY_NAME", "Blank template")
-            if t.id != BLANK_TEMPLATE_ID
-            else "Blank template"
-        )
-
-    def _template(self, t: TemplateDef) -> types.Template:
-        return ref(
-            types.Template,
-            "templates",
-            t.id,
-            name=t.name,
-            description=self._template_description(t),
-            status=types.TemplateStatus.OK,
-            memory=t.memory,
-            cpu=types.Cpu(topology=types.CpuTopology(sockets=1, cores=t.cpu_cores, threads=1)),
-            os=types.OperatingSystem(type=t.os_type),
-            type=types.VmType.SERVER,
-            creation_time=TEMPLATE_TIME,
-            version=types.TemplateVersion(
-                version_number=t.version,
-                version_name=None if t.version == 1 else f"v{t.version}",
-                base_template=ref(types.Template, "templates", self._base_template_id(t)),
-            ),
-        )
-
-    def _base_template_id(self, t: TemplateDef) -> str:
-        base = min(
-            (
-                o
-                for o in self.inventory.all_templates()
-                if o.name == t.name and o.data_center == t.data_center
-            ),
-            key=lambda o: o.version,
-        )
-        return base.id
-
     # -- VMs
 
     def list_vms(self, request: Request) -> Reply:
@@ -674,13 +669,7 @@ class RestApi:
     def start(self, request: Request, vm: str) -> Reply:
         record = self._vm(vm)
         action: types.Action = self._body(request, types.Action)
-        if (
-            sum(
-                bool(flag)
-                for flag in (action.use_cloud_init, action.use_sysprep, action.use_ignition)
-            )
-            > 1
-        ):
+        if [action.use_cloud_init, action.use_sysprep, action.use_ignition].count(True) > 1:
             reason = "Cannot use multiple initialization tags simultaneously when running VM."
             return Reply.xml(409, types.Fault(reason=reason))
         if action.use_cloud_init is False:
@@ -707,20 +696,29 @@ class RestApi:
         return Reply.xml(200, action)
 
     def reported_devices(self, request: Request, vm: str, nic: str | None = None) -> Reply:
+        """What the guest agent reports: lo and eth0 (only eth0 below the NIC)."""
         record = self._vm(vm)
         if nic is not None and nic != self._nic_id(record):
             raise Missing(nic)
-        ipv4 = self.state.reported_ipv4(record)
-        devices = []
-        if ipv4 is not None:
-            if nic is None:
-                devices.append(
-                    self._device(record, "lo", "00:00:00:00:00:00", ["127.0.0.1", "::1"])
-                )
-            devices.append(
-                self._device(record, "eth0", record.mac, [ipv4, link_local_for(record.mac)])
-            )
+        devices = self._devices(record)
+        if nic is not None:
+            devices = [d for d in devices if d.mac.address == record.mac]
         return Reply.xml(200, devices, root="reported_devices")
+
+    def get_reported_device(self, request: Request, vm: str, device: str) -> Reply:
+        found = [d for d in self._devices(self._vm(vm)) if d.id == device]
+        if not found:
+            raise Missing(device)
+        return Reply.xml(200, found[0])
+
+    def _devices(self, vm: VmRecord) -> list[types.ReportedDevice]:
+        ipv4 = self.state.reported_ipv4(vm)
+        if ipv4 is None:
+            return []
+        return [
+            self._device(vm, "lo", "00:00:00:00:00:00", ["127.0.0.1", "::1"]),
+            self._device(vm, "eth0", vm.mac, [ipv4, link_local_for(vm.mac)]),
+        ]
 
     def list_nics(self, request: Request, vm: str) -> Reply:
         return Reply.xml(200, [self._nic(self._vm(vm))], root="nics")
@@ -731,7 +729,7 @@ class RestApi:
             raise Missing(nic)
         return Reply.xml(200, self._nic(record))
 
-    def _cluster(self, cluster_ref: types.Cluster) -> Any:
+    def _cluster(self, cluster_ref: types.Cluster) -> ClusterDef:
         if cluster_ref.id is not None:
             found = [c for c in self.inventory.clusters if c.id == cluster_ref.id]
             identifier = "GetClusterById"

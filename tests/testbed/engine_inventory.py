@@ -161,6 +161,7 @@ class TemplateDef:
     cpu_cores: int = 2
     os_type: str = "other_linux"
     cloud_user: str | None = None
+    description: str | None = None
 
     @property
     def id(self) -> str:
@@ -169,12 +170,19 @@ class TemplateDef:
         return stable_id("template", self.name, str(self.version))
 
     @property
+    def summary(self) -> str:
+        """The template's description: given, else the OS's PRETTY_NAME, else the name."""
+        return self.description or self.os_release.get("PRETTY_NAME") or self.name
+
+    @property
     def default_user(self) -> str:
         """The user cloud-init creates when the VM's initialization names none."""
         return self.cloud_user or CLOUD_USERS.get(self.os_release.get("ID", ""), "cloud-user")
 
 
-BLANK_TEMPLATE = TemplateDef(name="Blank", data_center="", memory=1 * GiB, cpu_cores=1)
+BLANK_TEMPLATE = TemplateDef(
+    name="Blank", data_center="", memory=1 * GiB, cpu_cores=1, description="Blank template"
+)
 
 
 @dataclass

@@ -71,26 +71,31 @@ class EngineHTTPServer(ThreadingHTTPServer):
         """Runs in the connection's thread: TLS handshake there, then serve the connection."""
         conn = request
         try:
+            if not self._track(None, conn):
+                return
             # Headers and body go out in separate writes; without this, Nagle's algorithm
             # and the client's delayed ACK add 40 ms to every keep-alive response.
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None:
                 request.settimeout(10)
                 conn = self.ssl_context.wrap_socket(request, server_side=True)
-            if self._track(conn):
-                self.RequestHandlerClass(conn, client_address, self)
+                if not self._track(request, conn):
+                    return
+            self.RequestHandlerClass(conn, client_address, self)
         except OSError:  # includes ssl.SSLError: the client went away or failed the handshake
             pass
         finally:
-            with self._lock:
-                self._connections.discard(conn)
+            self._track(conn, None)
             conn.close()
 
-    def _track(self, conn: socket.socket) -> bool:
+    def _track(self, old: socket.socket | None, new: socket.socket | None) -> bool:
+        """Replace `old` by `new` among the open connections; False once stopping."""
         with self._lock:
-            if self.stopping.is_set():
+            if old is not None:
+                self._connections.discard(old)
+            if new is None or self.stopping.is_set():
                 return False
-            self._connections.add(conn)
+            self._connections.add(new)
             return True
 
     def close_connections(self) -> None:
@@ -166,7 +171,8 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
             self._drop(url.path)
             return
         if reply is None:
-            request = Request(self.command, url.path, query, dict(self.headers.items()), body)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            request = Request(self.command, url.path, query, headers, body)
             reply = api.respond(request, match)
         assert isinstance(reply, Reply)
         entry["status"] = reply.status
