@@ -99,24 +99,35 @@ def raw(
 
 
 class RecordingPool:
-    """A NodePool test double: records calls and hands out 127.0.10.100+."""
+    """A NodePool test double: records calls, hands out 127.0.10.100+, and refuses to
+    start a node that runs already (as the real pool does)."""
 
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
+    def __init__(self, fail: bool = False, boot_seconds: float = 0.0) -> None:
+        self.fail, self.boot_seconds = fail, boot_seconds
         self.started: list[tuple[str, dict[str, Any]]] = []
         self.stopped: list[str] = []
+        self.events: list[tuple[str, str]] = []
+        self.running: set[str] = set()
         self._lock = threading.Lock()
 
     def start_node(self, vm_id: str, **boot: Any) -> str:
         with self._lock:
+            assert vm_id not in self.running, "start_node on a running node"
             self.started.append((vm_id, boot))
-            if self.fail:
-                raise RuntimeError("sshd did not come up")
-            return f"127.0.10.{99 + len(self.started)}"
+            self.events.append(("start", vm_id))
+            address = f"127.0.10.{99 + len(self.started)}"
+        time.sleep(self.boot_seconds)
+        if self.fail:
+            raise RuntimeError("sshd did not come up")
+        with self._lock:
+            self.running.add(vm_id)
+        return address
 
     def stop_node(self, vm_id: str) -> None:
         with self._lock:
             self.stopped.append(vm_id)
+            self.events.append(("stop", vm_id))
+            self.running.discard(vm_id)
 
 
 # ------------------------------------------------------------------ login and inventory
@@ -375,6 +386,27 @@ def test_duplicate_name_remove_while_up_start_while_locked(ovirt: sdk.Connection
     up = sdk_error(service.remove)
     assert up.code == 409 and up.fault.detail == "[Cannot remove VM. VM is running.]"
     assert isinstance(up, sdk.Error) and not isinstance(up, sdk.NotFoundError)
+
+
+def test_concurrent_adds_of_one_name_let_exactly_one_win(fake_engine: FakeEngine) -> None:
+    connections = [fake_engine.connection() for _ in range(6)]
+    outcomes: list[object] = []
+
+    def add(conn: sdk.Connection) -> None:
+        try:
+            outcomes.append(add_vm(conn, "gimme-race-0").id)
+        except sdk.Error as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=add, args=(conn,)) for conn in connections]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o for o in outcomes if o == 409) == [409] * 5
+    assert [vm["id"] for vm in fake_engine.vms()] == [o for o in outcomes if o != 409]
+    for conn in connections:
+        conn.close()
 
 
 def test_validation_faults(ovirt: sdk.Connection) -> None:
@@ -716,6 +748,24 @@ def test_node_pool_receives_cloud_init_and_stops(make_engine: Callable[..., Fake
     conn.close()
     engine.stop()
     assert pool.stopped == [vm.id, still_running.id]  # stop() stops nodes still running
+
+
+def test_node_operations_stay_in_order_on_a_quick_restart(
+    make_engine: Callable[..., FakeEngine],
+) -> None:
+    pool = RecordingPool(boot_seconds=0.4)  # slower than powering down and up again
+    engine = make_engine(node_pool=pool)
+    conn = engine.connection()
+    vm = running_vm(conn, "gimme-r-0")
+    service = vms_service(conn).vm_service(vm.id)
+    service.stop()  # while start_node still boots the node
+    wait_status(conn, vm.id, types.VmStatus.DOWN)
+    service.start()
+    wait_status(conn, vm.id, types.VmStatus.UP)
+    ips = wait_for(lambda: reported_ips(conn, vm.id))
+    assert pool.events == [("start", vm.id), ("stop", vm.id), ("start", vm.id)]
+    assert "127.0.10.101" in ips["eth0"] and engine.vms()[0]["node_error"] is None
+    conn.close()
 
 
 def test_node_that_fails_to_boot_reports_no_ip(make_engine: Callable[..., FakeEngine]) -> None:

@@ -15,6 +15,7 @@ once `ip_report` has passed and the node is up.
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime
 import fnmatch
@@ -289,7 +290,7 @@ class EngineState:
         self._seq = itertools.count()
         self._closing = False
         self._workers: set[threading.Thread] = set()
-        self._node_locks: dict[str, threading.Lock] = {}
+        self._node_ops: dict[str, collections.deque[Callable[[], None]]] = {}
         self._nodes: set[str] = set()  # VMs whose node may be running
         self._ticker = threading.Thread(target=self._tick, name="fake-engine-ticker", daemon=True)
 
@@ -308,7 +309,7 @@ class EngineState:
             self._ticker.join()
         while True:
             with self._lock:
-                workers = list(self._workers)
+                workers = [w for w in self._workers if w.is_alive()]
             if not workers:
                 break
             for worker in workers:
@@ -532,72 +533,76 @@ class EngineState:
             vm.guest_ip = vm.address
         elif vm.template.os_release:
             assert vm.boot is not None
-            self._spawn(self._start_node, vm.id, vm.gen, vm.boot)
+            boot, gen = vm.boot, vm.gen
+            self._node_op(vm.id, lambda: self._start_node(vm.id, gen, boot))
 
     def _power_off(self, vm: VmRecord, down_at: float) -> None:
         vm.gen += 1
         vm.status, vm.guest_ip, vm.ips_at = "powering_down", None, None
         if self._pool is not None:
-            self._spawn(self._stop_node, vm.id)
+            self._node_op(vm.id, lambda: self._stop_node(vm.id))
         self._at(vm, down_at, _become_down_stopped)
 
     def _forget(self, vm: VmRecord, _: float) -> None:
         del self.vms[vm.id]
 
-    # -- node workers (never run under the state lock)
+    # -- node operations: one worker per VM runs them in order, outside the state lock
 
-    def _spawn(self, target: Callable[..., None], *args: object) -> None:
-        def run() -> None:
-            try:
-                target(*args)
-            finally:
-                with self._lock:
+    def _node_op(self, vm_id: str, op: Callable[[], None]) -> None:
+        """Queue `op` for the VM's node; start/stop of one node never overlap or reorder."""
+        queue = self._node_ops.setdefault(vm_id, collections.deque())
+        queue.append(op)
+        if len(queue) == 1:
+            worker = threading.Thread(
+                target=self._run_node_ops, args=(vm_id,), name="fake-engine-node", daemon=True
+            )
+            self._workers.add(worker)
+            worker.start()
+
+    def _run_node_ops(self, vm_id: str) -> None:
+        while True:
+            with self._lock:
+                op = self._node_ops[vm_id][0]
+            op()
+            with self._lock:
+                queue = self._node_ops[vm_id]
+                queue.popleft()
+                if not queue:
+                    del self._node_ops[vm_id]
                     self._workers.discard(threading.current_thread())
-
-        worker = threading.Thread(target=run, name=f"fake-engine-{target.__name__}", daemon=True)
-        self._workers.add(worker)
-        worker.start()
-
-    def _node_lock(self, vm_id: str) -> threading.Lock:
-        with self._lock:
-            return self._node_locks.setdefault(vm_id, threading.Lock())
+                    return
 
     def _start_node(self, vm_id: str, gen: int, boot: NodeBoot) -> None:
         assert self._pool is not None
-        with self._node_lock(vm_id):
-            with self._lock:
-                self._nodes.add(vm_id)
-            try:
-                ip = self._pool.start_node(
-                    vm_id,
-                    hostname=boot.hostname,
-                    user=boot.user,
-                    authorized_keys=boot.authorized_keys,
-                    os_release=boot.os_release,
-                    custom_script=boot.custom_script,
-                )
-            except Exception as exc:  # a node that cannot boot looks like a silent guest
-                log.exception("start_node(%s) failed", vm_id)
-                ip, error = None, f"{type(exc).__name__}: {exc}"
-            else:
-                error = None
-            with self._lock:
-                vm = self.vms.get(vm_id)
-                current = vm is not None and vm.gen == gen
-                if vm is not None and current:
-                    vm.guest_ip, vm.node_error = ip, error
-        if not current:
-            self._stop_node(vm_id)
+        with self._lock:
+            self._nodes.add(vm_id)
+        try:
+            ip = self._pool.start_node(
+                vm_id,
+                hostname=boot.hostname,
+                user=boot.user,
+                authorized_keys=boot.authorized_keys,
+                os_release=boot.os_release,
+                custom_script=boot.custom_script,
+            )
+        except Exception as exc:  # a node that cannot boot looks like a silent guest
+            log.exception("start_node(%s) failed", vm_id)
+            ip, error = None, f"{type(exc).__name__}: {exc}"
+        else:
+            error = None
+        with self._lock:
+            vm = self.vms.get(vm_id)
+            if vm is not None and vm.gen == gen:  # else a stop is queued behind this
+                vm.guest_ip, vm.node_error = ip, error
 
     def _stop_node(self, vm_id: str) -> None:
         assert self._pool is not None
-        with self._node_lock(vm_id):
-            try:
-                self._pool.stop_node(vm_id)
-            except Exception:
-                log.exception("stop_node(%s) failed", vm_id)
-            with self._lock:
-                self._nodes.discard(vm_id)
+        try:
+            self._pool.stop_node(vm_id)
+        except Exception:
+            log.exception("stop_node(%s) failed", vm_id)
+        with self._lock:
+            self._nodes.discard(vm_id)
 
     # -- tags
 
