@@ -516,6 +516,14 @@ def test_injected_no_ip(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
     time.sleep(0.3)  # three times the scaled ip_report delay
     assert reported_ips(ovirt, silent.id) == {}
     assert vms_service(ovirt).vm_service(silent.id).get().status == types.VmStatus.UP
+    service = vms_service(ovirt).vm_service(silent.id)
+    service.stop()
+    wait_status(ovirt, silent.id, types.VmStatus.DOWN)
+    service.start()  # the agent stays missing after a reboot
+    wait_status(ovirt, silent.id, types.VmStatus.UP)
+    time.sleep(0.3)
+    assert reported_ips(ovirt, silent.id) == {}
+    assert fake_engine.vms()[1]["ip"] is None and fake_engine.vms()[0]["ip"] is not None
 
 
 def test_injected_start_fails_and_crash(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:

@@ -208,12 +208,22 @@ class FakeEngine:
     def inject(self, kind: str, *, count: int = 1, **params: Any) -> None:
         """Arm a fault for the next `count` matching occasions.
 
-        Kinds: http_500, http_503, drop, slow (seconds=), capacity (quota=True for the
-        quota variant on add_vm; host=, available_mb=), no_ip (vm_name= glob; counts VM
-        boots), start_fails (vm_name= glob; crash=True to go up and crash `after=`
-        seconds later instead of a 409). `match=` restricts to one request kind
+        Kinds (each reply as seen by the SDK):
+          http_500     500 <fault>, detail "[Internal Engine Error]" (SSO: JSON server_error)
+          http_503     503 HTML page from "the proxy" (the SDK raises on the content type)
+          drop         connection closed without a reply (also libcurl's silent replay)
+          slow         seconds= of extra latency before the request is handled
+          capacity     add_vm/start: 409 "no host satisfies scheduling constraints"
+                       (host=, available_mb=); quota=True: 409 "Quota has insufficient
+                       cluster resources" instead
+          no_ip        the next `count` VMs named like vm_name= (glob, default all) to boot
+                       lose their guest agent for good: reported devices stay empty
+          start_fails  start of a VM named like vm_name=: 409 like capacity, or with
+                       crash=True the VM comes up and crashes to down after= seconds
+                       (default: half the scaled ip_report delay, so no IP shows)
+        `match=` restricts http_500/http_503/drop/slow/capacity to one request kind
         (add_vm, start, stop, remove, get_vm, list_vms, add_tag, reported_devices, sso,
-        ... see engine_api.API_ROUTES) or "any" (default).
+        ... see engine_api.API_ROUTES); default "any".
         """
         match = params.pop("match", "any")
         if match != "any" and match not in REQUEST_KINDS:

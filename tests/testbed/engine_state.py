@@ -221,7 +221,7 @@ class VmRecord:
     boot: NodeBoot | None = None
     guest_ip: str | None = None  # the node's address once it is up
     ips_at: float | None = None  # monotonic time from which the agent reports
-    no_agent: bool = False
+    no_agent: bool = False  # no guest agent: never reports devices
     node_error: str | None = None
 
 
@@ -419,6 +419,7 @@ class EngineState:
             mac=_mac_for(vm_id),
             address=self._free_address() if self._pool is None else None,
             creation_time=_now(),
+            no_agent=not template.os_release,
         )
         self.vms[vm.id] = vm
         if template.id == BLANK_TEMPLATE_ID:
@@ -524,9 +525,8 @@ class EngineState:
     def _become_up(self, vm: VmRecord, due: float, crash_after: float | None) -> None:
         vm.status = "up"
         vm.ips_at = due + self.scaled(self.delays.ip_report)
-        vm.no_agent = not vm.template.os_release or (
-            self.injections.take("no_ip", vm_name=vm.name) is not None
-        )
+        if not vm.no_agent and self.injections.take("no_ip", vm_name=vm.name) is not None:
+            vm.no_agent = True  # a guest without an agent stays without one
         if crash_after is not None:
             self._at(vm, due + crash_after, lambda vm, at: self._power_off(vm, at))
         if self._pool is None:
