@@ -156,6 +156,8 @@ def test_inventory_listing(ovirt: sdk.Connection) -> None:
     ubuntus = system.templates_service().list(search="name=ubuntu-* and datacenter=dc1")
     assert sorted(t.name for t in ubuntus) == ["ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04"]
     assert len(system.templates_service().list(search="cluster=rack-2")) == len(OS_RELEASES)
+    made_in = ovirt.follow_link(ubuntus[0].cluster)  # the cluster the template was made in
+    assert made_in.name == "rack-1" and ovirt.follow_link(made_in.data_center).name == "dc1"
 
     clusters = system.clusters_service().list()
     assert [c.name for c in clusters] == ["rack-1", "rack-2"]

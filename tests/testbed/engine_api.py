@@ -401,11 +401,14 @@ def _template(t: TemplateDef, inv: Inventory) -> types.Template:
         (o for o in inv.all_templates() if (o.name, o.data_center) == (t.name, t.data_center)),
         key=lambda o: o.version,
     )
+    # The cluster a template was made in: the first of its data center (Blank has none).
+    origin = next((c for c in inv.clusters if c.data_center == t.data_center), None)
     return ref(
         types.Template,
         "templates",
         t.id,
         name=t.name,
+        cluster=ref(types.Cluster, "clusters", origin.id) if origin else None,
         description=t.summary,
         status=types.TemplateStatus.OK,
         memory=t.memory,
