@@ -21,7 +21,7 @@ from .engine_api import Match, Reply, Request, RestApi
 from .engine_state import Injections
 
 CONTROL_PREFIX = "/__testbed__/"
-REPLAY_WINDOW = 5.0  # seconds within which libcurl replays a request whose connection died
+REPLAY_WINDOW = 1.0  # seconds within which libcurl replays a request whose connection died
 
 
 class RequestLog:

@@ -6,6 +6,8 @@ Life cycle (every delay is `Delays.x * delay_scale` seconds)::
     up/powering_up/wait_for_launch ──stop|shutdown──> powering_down ──> down
     down ──remove──> image_locked (being removed) ──> gone (404)
 
+A VM from the Blank template has no disks, so it is created `down`, and no OS, so no
+node boots and no guest agent reports.
 Transitions are timers kept in a heap. A ticker thread fires them when due, and every
 API call fires the due ones first (`locked()`), so what a client sees depends only on
 the time it asks, never on how often it polled. When a VM reaches `up` its node is
