@@ -198,6 +198,16 @@ def test_template_versions_by_name_pick_the_highest(make_engine: Callable[..., F
         types.Vm(name="b", cluster=types.Cluster(name="c1"), template=types.Template(id=base.id))
     )
     assert by_id.template.id == base.id
+    elsewhere = next(t for t in inventory.templates if t.data_center == "dc2")
+    wrong_dc = sdk_error(
+        lambda: vms_service(conn).add(
+            types.Vm(
+                name="c", cluster=types.Cluster(name="c1"), template=types.Template(id=elsewhere.id)
+            )
+        )
+    )
+    assert wrong_dc.code == 400
+    assert wrong_dc.fault.detail == "[Cannot add VM. The relevant Template doesn't exist.]"
     conn.close()
 
 
@@ -281,6 +291,20 @@ def test_states_follow_time_not_polls(make_engine: Callable[..., FakeEngine]) ->
     assert service.get().status == types.VmStatus.POWERING_DOWN
     wait_status(conn, vm.id, types.VmStatus.DOWN)
     conn.close()
+
+
+def test_blank_vm_is_created_down_and_boots_without_agent(
+    fake_engine: FakeEngine, ovirt: sdk.Connection
+) -> None:
+    vm = add_vm(ovirt, "empty", template="Blank")
+    assert vm.status == types.VmStatus.DOWN and vm.template.id == BLANK_TEMPLATE_ID
+    assert fake_engine.requests()[-1]["status"] == 201
+    vms_service(ovirt).vm_service(vm.id).start(use_cloud_init=False)
+    wait_status(ovirt, vm.id, types.VmStatus.UP)
+    time.sleep(0.3)  # three times the scaled ip_report delay
+    assert reported_ips(ovirt, vm.id) == {}
+    boot = fake_engine.vms()[0]["boot"]
+    assert (boot["hostname"], boot["user"], boot["authorized_keys"]) == ("empty", "cloud-user", "")
 
 
 def test_stop_remove_then_404(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
