@@ -218,6 +218,3 @@ class Inventory:
 
     def all_templates(self) -> list[TemplateDef]:
         return [BLANK_TEMPLATE, *self.templates]
-
-    def data_center(self, name: str) -> DataCenterDef:
-        return next(dc for dc in self.data_centers if dc.name == name)

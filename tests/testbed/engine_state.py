@@ -168,10 +168,6 @@ class Injections:
                     return injection
         return None
 
-    def clear(self) -> None:
-        with self._lock:
-            self._armed.clear()
-
 
 def _no_host_fault(action: str, injection: Injection) -> EngineFault:
     params = injection.params
