@@ -20,6 +20,18 @@ import pytest
 
 SHIMS = Path(__file__).parent / "testbed" / "shims"
 
+
+def _node_python() -> str:
+    """The interpreter the shims run with: the system's, as NodePool picks, if it has their modules."""
+    system = "/usr/bin/python3"
+    probe = [system, "-I", "-c", "import yaml, cryptography"]
+    if os.path.exists(system) and subprocess.run(probe, capture_output=True).returncode == 0:
+        return system
+    return sys.executable
+
+
+PYTHON = _node_python()
+
 pytestmark = [
     pytest.mark.nodes,
     pytest.mark.skipif(
@@ -60,8 +72,8 @@ class Sandbox:
             cp -r {shlex.quote(str(SHIMS))} {r}/opt/gimme-testbed/shims
             printf %s {shlex.quote(OS_RELEASE[os_name])} > {r}/etc/os-release
             echo {hostname} > {r}/etc/hostname
-            chroot {r} {sys.executable} /opt/gimme-testbed/shims/install.py \\
-                --family {family} --python {sys.executable} --node-ip {ip}
+            chroot {r} {PYTHON} /opt/gimme-testbed/shims/install.py \\
+                --family {family} --python {PYTHON} --node-ip {ip}
             echo ready
             exec sleep infinity
             """)

@@ -74,8 +74,7 @@ CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "Cus
                   "PodSecurityPolicy", "FlowSchema", "PriorityLevelConfiguration", "ValidatingAdmissionPolicy",
                   "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest", "VolumeAttachment"}  # fmt: skip
 # client-side apply stores the whole object in an annotation; these real objects are too big for it
-TOO_BIG_FOR_APPLY = {"installations.operator.tigera.io", "apiservers.operator.tigera.io",
-                     "felixconfigurations.crd.projectcalico.org"}  # fmt: skip
+TOO_BIG_FOR_APPLY = {"installations.operator.tigera.io"}
 
 
 def group_of(api: str) -> str:
@@ -587,7 +586,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def join(self, info: dict) -> None:
         c = self.cluster
-        if info.get("control_plane"):
+        if info.get("control_plane") and not info.get("first"):
             cl = c.data["cluster"]
             if not cl.get("control_plane_endpoint"):
                 return self.status(400, "BadRequest", "unable to add a new control plane instance to a cluster that "

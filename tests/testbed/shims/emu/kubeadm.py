@@ -664,7 +664,7 @@ def cmd_init(kv: str, args: list[str], call: Call) -> int:
     )
     client = Client.from_kubeconfig("/etc/kubernetes/admin.conf")
     client.request("POST", "/gimme-testbed/join", {"name": name, "ip": ip, "kubelet_version": "v" + (core.tool_version("kubelet") or kv),
-                                                   "control_plane": True, "cri_socket": cri, "runtime": "/".join(runtimes.runtime_info(cri)),
+                                                   "control_plane": True, "first": True, "cri_socket": cri, "runtime": runtimes.node_runtime(cri),
                                                    "os": core.os_release().get("PRETTY_NAME", "")})  # fmt: skip
     cert_key = ""
     if is_true(fl, "upload-certs"):
@@ -847,7 +847,7 @@ def cmd_join(kv: str, args: list[str], call: Call) -> int:
     try:
         resp = client.request("POST", "/gimme-testbed/join", {
             "name": name, "ip": ip, "kubelet_version": f"v{kubelet_v}", "control_plane": control_plane,
-            "certificate_key": cert_key, "cri_socket": cri, "runtime": "://".join(runtimes.runtime_info(cri)),
+            "certificate_key": cert_key, "cri_socket": cri, "runtime": runtimes.node_runtime(cri),
             "os": core.os_release().get("PRETTY_NAME", "")})  # fmt: skip
     except ApiError as e:
         core.save("kubeadm", {})

@@ -69,6 +69,12 @@ def runtime_info(endpoint: str) -> tuple[str, str]:
     return name, ("v" + version if name == "containerd" else version)
 
 
+def node_runtime(endpoint: str) -> str:
+    """A node's containerRuntimeVersion, e.g. containerd://1.7.12."""
+    name, version = runtime_info(endpoint)
+    return f"{name}://{version.lstrip('v')}"
+
+
 def images() -> list[str]:
     return core.load("runtime", {"images": []})["images"]
 
