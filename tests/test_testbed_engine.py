@@ -264,7 +264,7 @@ def test_three_vms_with_cloud_init_persisted_and_run_once(
 
 
 def test_states_follow_time_not_polls(make_engine: Callable[..., FakeEngine]) -> None:
-    delays = Delays(image_locked=0.3, powering_up=0.4, ip_report=0.3, powering_down=0.2, remove=0.2)
+    delays = Delays(image_locked=0.3, powering_up=0.8, ip_report=0.5, powering_down=0.2, remove=0.2)
     engine = make_engine(delays=delays, delay_scale=1.0)
     conn = engine.connection()
     vm = add_vm(conn, "slow-poller")
@@ -277,17 +277,18 @@ def test_states_follow_time_not_polls(make_engine: Callable[..., FakeEngine]) ->
     while seen[-1] != types.VmStatus.UP:
         time.sleep(0.02)
         seen.append(service.get().status)
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 0.8
     assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
         types.VmStatus.WAIT_FOR_LAUNCH,
         types.VmStatus.POWERING_UP,
         types.VmStatus.UP,
     ]
     assert reported_ips(conn, vm.id) == {}  # the agent needs ip_report after up
-    time.sleep(0.35)
+    time.sleep(0.55)
     assert "eth0" in reported_ips(conn, vm.id)
-    engine.set_delay_scale(0.1)
+    engine.set_delay_scale(5)  # powering down now takes a second
     service.stop()
+    time.sleep(0.3)
     assert service.get().status == types.VmStatus.POWERING_DOWN
     wait_status(conn, vm.id, types.VmStatus.DOWN)
     conn.close()
@@ -314,6 +315,8 @@ def test_stop_remove_then_404(fake_engine: FakeEngine, ovirt: sdk.Connection) ->
     service.stop()
     assert reported_ips(ovirt, vm.id) == {}
     wait_status(ovirt, vm.id, types.VmStatus.DOWN)
+    fast = fake_engine.delay_scale
+    fake_engine.set_delay_scale(2)  # removal takes a second
     service.remove()
     assert fake_engine.requests()[-1]["status"] == 200
     locked = sdk_error(service.remove)  # removal still running
@@ -325,6 +328,7 @@ def test_stop_remove_then_404(fake_engine: FakeEngine, ovirt: sdk.Connection) ->
     )
     assert missing.code == 404 and missing.fault is None
     assert fake_engine.vms() == []
+    fake_engine.set_delay_scale(fast)
     successor = running_vm(ovirt, "gimme-x-1")  # the engine reuses the freed address
     assert wait_for(lambda: reported_ips(ovirt, successor.id))["eth0"][0] == first_ip
 
@@ -347,20 +351,23 @@ def test_shutdown_and_async_remove(ovirt: sdk.Connection) -> None:
     wait_for(lambda: isinstance(_error_or_none(service.get), sdk.NotFoundError))
 
 
-def test_update_vm(ovirt: sdk.Connection) -> None:
-    first = add_vm(ovirt, "one")
-    second = add_vm(ovirt, "two")
+def test_update_vm(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
+    fast = fake_engine.delay_scale
+    fake_engine.set_delay_scale(10)  # the next image stays locked for 20 s
+    locked_vm = add_vm(ovirt, "one")
     locked = sdk_error(
-        lambda: vms_service(ovirt).vm_service(first.id).update(types.Vm(comment="x"))
+        lambda: vms_service(ovirt).vm_service(locked_vm.id).update(types.Vm(comment="x"))
     )
     assert locked.code == 409 and locked.fault.detail == (
         "[Cannot edit VM: VM is locked. Please try again in a few minutes.]"
     )
-    wait_status(ovirt, first.id, types.VmStatus.DOWN)
-    service = vms_service(ovirt).vm_service(first.id)
+    fake_engine.set_delay_scale(fast)
+    vm = add_vm(ovirt, "two")
+    wait_status(ovirt, vm.id, types.VmStatus.DOWN)
+    service = vms_service(ovirt).vm_service(vm.id)
     updated = service.update(types.Vm(description="d2", comment="c2", name="uno"))
     assert (updated.name, updated.description, updated.comment) == ("uno", "d2", "c2")
-    clash = sdk_error(lambda: service.update(types.Vm(name=second.name)))
+    clash = sdk_error(lambda: service.update(types.Vm(name="one")))
     assert clash.code == 409 and clash.fault.detail.startswith(
         "[Cannot edit VM. The VM name is already in use"
     )
@@ -384,9 +391,13 @@ def test_links_nics_and_per_nic_reported_devices(ovirt: sdk.Connection) -> None:
 # -------------------------------------------------------------------------------- faults
 
 
-def test_duplicate_name_remove_while_up_start_while_locked(ovirt: sdk.Connection) -> None:
-    vm = add_vm(ovirt, "gimme-dup")
-    service = vms_service(ovirt).vm_service(vm.id)
+def test_duplicate_name_remove_while_up_start_while_locked(
+    fake_engine: FakeEngine, ovirt: sdk.Connection
+) -> None:
+    fast = fake_engine.delay_scale
+    fake_engine.set_delay_scale(10)  # the next image stays locked for 20 s
+    locked_vm = add_vm(ovirt, "gimme-dup")
+    service = vms_service(ovirt).vm_service(locked_vm.id)
     locked = sdk_error(lambda: service.start(use_cloud_init=True))
     assert locked.code == 409
     assert locked.fault.reason == "Operation Failed"
@@ -398,15 +409,18 @@ def test_duplicate_name_remove_while_up_start_while_locked(ovirt: sdk.Connection
         locked_remove.code == 409
         and "Related operation is currently in progress" in locked_remove.fault.detail
     )
-
     duplicate = sdk_error(lambda: add_vm(ovirt, "gimme-dup", cluster=types.Cluster(name="rack-2")))
     assert duplicate.code == 409
     assert duplicate.fault.detail == (
         "[Cannot add VM. The VM name is already in use, please choose a unique name and try again.]"
     )
+
+    fake_engine.set_delay_scale(fast)
+    vm = add_vm(ovirt, "gimme-run")
     wait_status(ovirt, vm.id, types.VmStatus.DOWN)
+    service = vms_service(ovirt).vm_service(vm.id)
     service.start()
-    running = sdk_error(service.start)
+    running = sdk_error(service.start)  # launching or up: both count as running
     assert running.code == 409 and running.fault.detail == "[Cannot run VM. VM is running.]"
     wait_status(ovirt, vm.id, types.VmStatus.UP)
     up = sdk_error(service.remove)
@@ -554,7 +568,7 @@ def test_injected_no_ip(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
 
 def test_injected_start_fails_and_crash(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
     fake_engine.inject("start_fails", vm_name="victim")
-    fake_engine.inject("start_fails", vm_name="crasher", crash=True, after=0.1)
+    fake_engine.inject("start_fails", vm_name="crasher", crash=True, after=0.6)
     victim, crasher = add_vm(ovirt, "victim"), add_vm(ovirt, "crasher")
     for vm in (victim, crasher):
         wait_status(ovirt, vm.id, types.VmStatus.DOWN)
@@ -620,7 +634,7 @@ def test_tags(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
     assert fake_engine.vms()[0]["tags"] == []
 
 
-def test_search(ovirt: sdk.Connection) -> None:
+def test_search(fake_engine: FakeEngine, ovirt: sdk.Connection) -> None:
     for name, cluster in (
         ("gimme-abc-cp-0", "abc"),
         ("gimme-abc-worker-0", "abc"),
@@ -629,7 +643,8 @@ def test_search(ovirt: sdk.Connection) -> None:
     ):
         vm = add_vm(ovirt, name, description=f"gimme:cluster={cluster}", comment="Owner=Alice")
     wait_status(ovirt, vm.id, types.VmStatus.DOWN)  # the last one: all four are down
-    add_vm(ovirt, "gimme-abc-worker-1")  # image_locked for a while
+    fake_engine.set_delay_scale(10)
+    add_vm(ovirt, "gimme-abc-worker-1")  # image_locked for 20 s
 
     def names(query: str, **kwargs: Any) -> list[str]:
         return [vm.name for vm in vms_service(ovirt).list(search=query, **kwargs)]
@@ -680,10 +695,10 @@ def test_token_expiry_reauthenticates_once(fake_engine: FakeEngine, ovirt: sdk.C
 
 
 def test_token_ttl(make_engine: Callable[..., FakeEngine]) -> None:
-    engine = make_engine(token_ttl=0.2)
+    engine = make_engine(token_ttl=0.5)
     conn = engine.connection()
     conn.system_service().get()
-    time.sleep(0.25)
+    time.sleep(0.6)
     conn.system_service().get()
     sso = [e for e in engine.requests() if e["kind"] == "sso"]
     assert len(sso) == 2

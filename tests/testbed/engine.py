@@ -230,6 +230,10 @@ class FakeEngine:
             raise ValueError(f"unknown request kind {match!r}; known: {sorted(REQUEST_KINDS)}")
         self._state.injections.arm(kind, count, match, **params)
 
+    @property
+    def delay_scale(self) -> float:
+        return self._state.delay_scale
+
     def set_delay_scale(self, scale: float) -> None:
         """Scale the delays of transitions that start from now on."""
         if scale < 0:
