@@ -123,7 +123,6 @@ def make_plan(ctx: Context, spec: ClusterSpec) -> Plan:
         )
     foundation = foundations[spec.foundation]
     os_profile = load_os_profiles()[foundation.os]
-    ctx.settings.engine(foundation.engine)
     mirrors = Mirrors(**ctx.settings.mirrors)
     steps = {role: render(spec, os_profile, role, mirrors) for role in ("control", "worker")}
     return Plan(spec=spec, foundation=foundation, os=os_profile, steps=steps)
@@ -196,6 +195,7 @@ def create_cluster(
     if spec.ttl == 0:
         raise SpecError("TTL 0 means delete now: there is nothing to create")
     plan = make_plan(ctx, spec)
+    ctx.settings.engine(plan.foundation.engine).require_password()
     store = ctx.store
     existing = {r.id for r in store.records()}
     cluster_id = _new_id(existing)

@@ -185,25 +185,24 @@ class Engine:
         return {t.name for t in templates if t.id != "00000000-0000-0000-0000-000000000000"}
 
     def find_template(self, name: str, cluster: str) -> Template:
-        """The newest version of template `name` usable in oVirt cluster `cluster`."""
+        """The newest version of template `name` in the data center of oVirt cluster `cluster`."""
         system = self.connection.system_service()
         clusters = self._call(
             "look up the cluster",
             lambda: system.clusters_service().list(search=f"name={search_value(cluster)}"),
         )
-        clusters = [c for c in clusters if c.name == cluster]
-        if not clusters:
+        found = next((c for c in clusters if c.name == cluster), None)
+        if found is None:
             raise EngineError(f"engine {self.name!r} has no cluster named {cluster!r}")
-        dc = clusters[0].data_center.id if clusters[0].data_center else None
+        query = f"name={search_value(name)}"
+        if found.data_center is not None:
+            dc_service = system.data_centers_service().data_center_service(found.data_center.id)
+            dc = self._call("look up the data center", lambda: dc_service.get())
+            query += f" and datacenter={search_value(dc.name)}"
         templates = self._call(
-            "look up the template",
-            lambda: system.templates_service().list(search=f"name={search_value(name)}"),
+            "look up the template", lambda: system.templates_service().list(search=query)
         )
-        usable = [
-            t
-            for t in templates
-            if t.name == name and (dc is None or t.data_center is None or t.data_center.id == dc)
-        ]
+        usable = [t for t in templates if t.name == name]
         if not usable:
             raise EngineError(
                 f"engine {self.name!r} has no template {name!r} for cluster {cluster!r}"
@@ -386,11 +385,15 @@ def _fault(exc: sdk.Error) -> str:
 
 
 def _transient(exc: sdk.Error) -> bool:
-    """Connection drops, timeouts, 5xx and non-XML error pages (a proxy in front) are retried."""
+    """Connection drops, timeouts, 5xx and non-XML error pages (a proxy in front) are retried;
+    a certificate the engine's CA does not vouch for is not."""
     if isinstance(exc, (sdk.ConnectionError, sdk.TimeoutError)):
         return True
     code = getattr(exc, "code", None)
     if code is not None:
         return code >= 500
     text = str(exc)
-    return "Error while sending HTTP request" in text or "isn't the expected" in text
+    if "certificate" in text.lower():
+        return False
+    transport = ("Error while sending HTTP request", "Failed to read response")
+    return text.startswith(transport) or "isn't the expected" in text
