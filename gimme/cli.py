@@ -476,6 +476,19 @@ def render(
         sys.stdout.write(f"# ---- phase: {step.phase} ({step.name}) ----\n{step.script}\n")
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; put a TLS reverse proxy in front.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Offer the original service's REST API (/v0) on top of the same state file."""
+    from gimme.api import run_server
+
+    run_server(load_settings(), host=host, port=port)
+
+
 @config_app.command("show")
 def config_show(as_json: JsonOpt = False) -> None:
     """Print the effective configuration, secrets masked."""

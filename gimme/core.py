@@ -477,7 +477,7 @@ def _set_vm(record: ClusterRecord, name: str, **values: str) -> ClusterRecord:
 
 
 def _owned(ctx: Context, record: ClusterRecord, force: bool, verb: str) -> None:
-    if record.owner_uid != ctx.uid and not force:
+    if record.owner != ctx.user and not force:
         raise NotOwnerError(
             f"cluster {record.id} belongs to {record.owner}; use --force to {verb} it anyway"
         )
