@@ -104,7 +104,7 @@ class FakeEngine:
     ) -> None:
         self.workdir = Path(workdir)
         self.tls = tls
-        self.inventory = inventory or Inventory.default()
+        self.inventory = inventory if inventory is not None else Inventory.default()
         self.username = username
         self.password = password if password is not None else secrets.token_urlsafe(18)
         self.ca_file = self.workdir / "ca.pem"

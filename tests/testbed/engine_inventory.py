@@ -194,6 +194,8 @@ class Inventory:
     templates: list[TemplateDef]
 
     def __post_init__(self) -> None:
+        if not self.clusters:
+            raise ValueError("an inventory needs at least one cluster (the host lives there)")
         dcs = {dc.name for dc in self.data_centers}
         for item in [*self.clusters, *self.templates]:
             if item.data_center not in dcs:

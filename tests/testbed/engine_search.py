@@ -4,7 +4,7 @@ Grammar (keywords and field names case-insensitive)::
 
     query     := [condition {[AND | OR] condition}] [SORTBY field [ASC | DESC]] [PAGE n]
     condition := field ("=" | "!=") value
-    value     := '"' any text but '"' '"' | run of non-blank characters
+    value     := "text without double quotes" | run of non-blank characters
 
 Conditions written next to each other without a keyword are joined by AND (the engine
 accepts that too); AND binds tighter than OR. Text fields match like the engine's SQL
