@@ -47,6 +47,8 @@ def _root(ctx: typer.Context) -> None:
 
 
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    out.width = 250  # pipes get whole table cells, not ellipses
 err = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
