@@ -7,8 +7,11 @@ a test-bed node; commands then run chrooted into it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -17,6 +20,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 SHIMS = Path(__file__).parent / "testbed" / "shims"
 
@@ -142,13 +148,371 @@ def sandbox(tmp_path):
         sb.close()
 
 
+PREPARE_DEBIAN = """
+set -e
+swapoff -a
+sed -i '/ swap / s/^/#/' /etc/fstab
+cat <<EOF | tee /etc/modules-load.d/k8s.conf
+overlay
+br_netfilter
+EOF
+modprobe overlay
+modprobe br_netfilter
+cat <<EOF | tee /etc/sysctl.d/k8s.conf
+net.bridge.bridge-nf-call-iptables  = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+net.ipv4.ip_forward                 = 1
+EOF
+sysctl --system
+apt-get update
+apt-get install -y apt-transport-https ca-certificates curl gpg
+mkdir -p -m 755 /etc/apt/keyrings
+curl -fsSL https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key \\
+    | gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
+echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /' \\
+    | tee /etc/apt/sources.list.d/kubernetes.list
+apt-get update
+apt-get install -y containerd kubelet kubeadm kubectl
+apt-mark hold kubelet kubeadm kubectl
+mkdir -p /etc/containerd
+containerd config default | tee /etc/containerd/config.toml >/dev/null
+sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.toml
+systemctl restart containerd
+systemctl enable --now kubelet
+"""
+
+INIT_V1BETA3 = """
+cat > /root/kubeadm.yaml <<EOF
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: InitConfiguration
+nodeRegistration:
+  criSocket: unix:///var/run/containerd/containerd.sock
+  kubeletExtraArgs:
+    node-ip: {ip}
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+kubernetesVersion: v1.30.4
+networking:
+  podSubnet: 10.244.0.0/16
+apiServer:
+  extraArgs:
+    audit-log-maxage: "7"
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+EOF
+kubeadm init --config /root/kubeadm.yaml
+"""
+
+PREPARE_ROCKY = """
+set -e
+setenforce 0
+sed -i 's/^SELINUX=enforcing$/SELINUX=permissive/' /etc/selinux/config
+firewall-cmd --permanent --add-port=6443/tcp --add-port=10250/tcp
+firewall-cmd --reload
+swapoff -a
+sed -i '/ swap / s/^/#/' /etc/fstab
+printf 'overlay\\nbr_netfilter\\n' > /etc/modules-load.d/k8s.conf
+systemctl restart systemd-modules-load
+printf 'net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/k8s.conf
+sysctl --system
+dnf install -y dnf-plugins-core
+dnf config-manager --add-repo https://download.docker.com/linux/centos/docker-ce.repo
+dnf install -y containerd.io
+cat > /etc/yum.repos.d/kubernetes.repo <<EOF
+[kubernetes]
+name=Kubernetes
+baseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/
+enabled=1
+gpgcheck=1
+gpgkey=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/repodata/repomd.xml.key
+exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni
+EOF
+dnf install -y kubelet kubeadm kubectl --disableexcludes=kubernetes
+systemctl enable --now containerd kubelet
+"""
+
+INIT_V1BETA4 = """
+cat > /root/kubeadm.yaml <<EOF
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: {ip}
+nodeRegistration:
+  kubeletExtraArgs:
+  - name: node-ip
+    value: {ip}
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+clusterName: gimme
+networking:
+  podSubnet: 192.168.0.0/16
+  serviceSubnet: 10.96.0.0/12
+apiServer:
+  extraArgs:
+  - name: audit-log-maxage
+    value: "7"
+EOF
+kubeadm init --config /root/kubeadm.yaml
+"""
+
+BINARY_INSTALL = """
+set -e
+cd /tmp
+GH=https://github.com
+curl -fsSLO $GH/kubernetes-sigs/cri-tools/releases/download/v1.30.0/crictl-v1.30.0-linux-amd64.tar.gz
+tar -C /usr/local/bin -xzf crictl-v1.30.0-linux-amd64.tar.gz
+curl -fsSLO $GH/containerd/containerd/releases/download/v2.0.2/containerd-2.0.2-linux-amd64.tar.gz
+curl -fsSLO $GH/containerd/containerd/releases/download/v2.0.2/containerd-2.0.2-linux-amd64.tar.gz.sha256sum
+sha256sum -c containerd-2.0.2-linux-amd64.tar.gz.sha256sum
+tar -C /usr/local -xzf containerd-2.0.2-linux-amd64.tar.gz
+mkdir -p /usr/local/lib/systemd/system /opt/cni/bin
+curl -fsSL -o /usr/local/lib/systemd/system/containerd.service \\
+    https://raw.githubusercontent.com/containerd/containerd/main/containerd.service
+curl -fsSL $GH/containernetworking/plugins/releases/download/v1.5.1/cni-plugins-linux-amd64-v1.5.1.tgz \\
+    | tar -C /opt/cni/bin -xz
+systemctl daemon-reload
+systemctl enable --now containerd
+"""
+
+ADMIN = "export KUBECONFIG=/etc/kubernetes/admin.conf; "
+RAW = "https://raw.githubusercontent.com"
+
+
+def join_command(init_output: str) -> str:
+    """The worker join command kubeadm init printed, on one line."""
+    tail = init_output.split("worker nodes by running the following on each as root:")[1]
+    return " ".join(tail.replace("\\\n", " ").split())
+
+
 def test_install_puts_system_tools_and_records_calls(sandbox):
-    sb = sandbox("ubuntu-22.04")
-    res = sb.run("command -v apt-get systemctl curl; command -v dnf kubeadm containerd || true")
+    deb = sandbox("ubuntu-22.04")
+    res = deb.run("command -v apt-get systemctl curl; command -v dnf kubeadm containerd || true")
     assert res.stdout.split() == ["/usr/bin/apt-get", "/usr/bin/systemctl", "/usr/bin/curl"]
-    sb.run("swapoff -a && modprobe br_netfilter && sysctl -w net.ipv4.ip_forward=1")
-    assert [c["tool"] for c in sb.calls()] == ["swapoff", "modprobe", "sysctl"]
-    assert sb.calls("sysctl")[0]["argv"] == ["-w", "net.ipv4.ip_forward=1"]
-    kernel = sb.state("kernel")
+    deb.run("swapoff -a && modprobe br_netfilter && sysctl -w net.ipv4.ip_forward=1")
+    assert [c["tool"] for c in deb.calls()] == ["swapoff", "modprobe", "sysctl"]
+    assert deb.calls("sysctl")[0]["argv"] == ["-w", "net.ipv4.ip_forward=1"]
+    kernel = deb.state("kernel")
     assert kernel["swap"] == [] and "br_netfilter" in kernel["modules"]
     assert kernel["sysctl"]["net.ipv4.ip_forward"] == "1"
+    rocky = sandbox("rocky-9")
+    res = rocky.run(
+        "command -v dnf rpm firewall-cmd; command -v apt-get dpkg || echo no-apt; getenforce"
+    )
+    assert res.stdout.split() == [
+        "/usr/bin/dnf",
+        "/usr/bin/rpm",
+        "/usr/bin/firewall-cmd",
+        "no-apt",
+        "Enforcing",
+    ]
+
+
+def test_debian_bootstrap_1_30_with_v1beta3(sandbox):
+    sb = sandbox("ubuntu-22.04")
+    sb.run(PREPARE_DEBIAN.format(minor="1.30"))
+    installed = sb.state("packages")["installed"]
+    assert installed["kubeadm"]["version"].startswith("1.30.") and installed["kubeadm"]["held"]
+    assert installed["containerd"]["version"].startswith("1.7.12")
+    assert {"cri-tools", "kubernetes-cni", "conntrack"} <= set(installed)
+    units = sb.state("units")["units"]
+    assert units["containerd.service"]["active"] == "active"
+    assert units["containerd.service"]["loaded"]["systemd_cgroup"] is True
+    assert (
+        units["kubelet.service"]["enabled"] and units["kubelet.service"]["active"] == "activating"
+    )
+    gpg = sb.calls("gpg")[0]
+    assert gpg["argv"] == ["--dearmor", "-o", "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"]
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in gpg["stdin"]
+    apt_calls = [c["argv"] for c in sb.calls("apt-get")]
+    assert ["install", "-y", "containerd", "kubelet", "kubeadm", "kubectl"] in apt_calls
+
+    res = sb.run(INIT_V1BETA3.format(ip=sb.ip))
+    assert "Your Kubernetes control-plane has initialized successfully!" in res.stdout
+    assert "[init] Using Kubernetes version: v1.30.4" in res.stdout
+    join = join_command(res.stdout)
+    assert re.match(
+        rf"kubeadm join {re.escape(sb.ip)}:6443 --token [a-z0-9]{{6}}\.[a-z0-9]{{16}} ", join
+    )
+    ca_hash = re.search(r"--discovery-token-ca-cert-hash sha256:([0-9a-f]{64})", join).group(1)
+    admin = yaml.safe_load(sb.run("cat /etc/kubernetes/admin.conf").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    assert cluster["server"] == f"https://{sb.ip}:6443"
+    assert admin["current-context"] == "kubernetes-admin@kubernetes"
+    ca = x509.load_pem_x509_certificate(base64.b64decode(cluster["certificate-authority-data"]))
+    spki = ca.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert hashlib.sha256(spki).hexdigest() == ca_hash
+    sb.run("test -f /etc/kubernetes/super-admin.conf && test -f /etc/kubernetes/pki/ca.key")
+    flags = sb.run("cat /var/lib/kubelet/kubeadm-flags.env").stdout
+    assert "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock" in flags
+    assert f"--node-ip={sb.ip}" in flags
+    nodes = sb.run(ADMIN + "kubectl get nodes --no-headers").stdout.split()
+    assert nodes[:3] == ["node1", "NotReady", "control-plane"] and nodes[4] == "v1.30.14"
+    assert sb.state("units")["units"]["kubelet.service"]["active"] == "active"
+    init = sb.calls("kubeadm")[-1]
+    assert init["argv"] == ["init", "--config", "/root/kubeadm.yaml"] and init["exit"] == 0
+
+
+def test_rhel_bootstrap_1_31_with_v1beta4(sandbox):
+    sb = sandbox("rocky-9")
+    sb.run(PREPARE_ROCKY)
+    kernel = sb.state("kernel")
+    assert kernel["selinux"] == "Permissive"
+    assert kernel["firewall"]["ports"] == ["10250/tcp", "6443/tcp"]
+    assert {"overlay", "br_netfilter"} <= set(kernel["modules"])
+    installed = sb.state("packages")["installed"]
+    assert installed["kubelet"]["version"].startswith("1.31.")
+    assert installed["kubelet"]["from"] == "kubernetes"
+    assert installed["containerd.io"]["from"] == "docker-ce-stable"
+    sb.run("test -f /etc/yum.repos.d/docker-ce.repo")
+
+    # containerd.io ships a config that disables the CRI plugin: kubeadm's preflight says so
+    res = sb.run(INIT_V1BETA4.format(ip=sb.ip), check=False)
+    assert res.returncode == 1
+    assert "[ERROR CRI]: could not connect to the container runtime" in res.stderr
+    assert "unknown service runtime.v1.RuntimeService" in res.stderr
+
+    sb.run(
+        "containerd config default > /etc/containerd/config.toml && systemctl restart containerd"
+    )
+    assert "version = 3" in sb.run("cat /etc/containerd/config.toml").stdout
+    res = sb.run(INIT_V1BETA4.format(ip=sb.ip))
+    assert "[WARNING Firewalld]" in res.stderr
+    admin = yaml.safe_load(sb.run("cat /etc/kubernetes/admin.conf").stdout)
+    assert admin["clusters"][0]["name"] == "gimme"
+    assert admin["current-context"] == "kubernetes-admin@gimme"
+    node = json.loads(sb.run(ADMIN + "kubectl get nodes -o json").stdout)["items"][0]
+    assert node["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.31.")
+    assert node["spec"]["podCIDR"] == "192.168.0.0/24"
+
+
+def test_failures_look_like_the_real_tools(sandbox):
+    sb = sandbox("debian-12")
+    res = sb.run("apt-get install -y kubeadm", check=False)
+    assert res.returncode == 100 and "E: Unable to locate package kubeadm" in res.stderr
+    res = sb.run("curl -fsSL https://get.example.org/install.sh", check=False)
+    assert res.returncode == 6
+    assert "curl: (6) Could not resolve host: get.example.org" in res.stderr
+    assert sb.run("wget -q https://get.example.org/x", check=False).returncode == 4
+
+    # a source whose keyring is missing is refused; a new source is invisible until update
+    key = "https://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key"
+    src = "deb [signed-by=/etc/apt/keyrings/k8s.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /"
+    sb.run(f"echo '{src}' > /etc/apt/sources.list.d/k8s.list")
+    res = sb.run("apt-get update", check=False)
+    assert res.returncode == 100 and "NO_PUBKEY 234654DA9A296436" in res.stderr
+    sb.run(f"curl -fsSL {key} | gpg --dearmor -o /etc/apt/keyrings/k8s.gpg")
+    res = sb.run("apt-get install -y kubeadm", check=False)
+    assert res.returncode == 100 and "Unable to locate package kubeadm" in res.stderr
+    sb.run("apt-get update && apt-get install -y -qq containerd kubelet kubeadm kubectl")
+    sb.run("modprobe br_netfilter && sysctl -w net.ipv4.ip_forward=1")
+
+    # swap still on: 1.30 only warns in preflight, then the kubelet refuses to run
+    res = sb.run("kubeadm init --pod-network-cidr=10.244.0.0/16", check=False)
+    assert res.returncode == 1 and "[WARNING Swap]" in res.stderr
+    assert "The kubelet is not healthy" in res.stderr
+    assert "error execution phase wait-control-plane" in res.stderr
+    res = sb.run("swapoff -a && kubeadm init --pod-network-cidr=10.244.0.0/16", check=False)
+    assert "[ERROR Port-6443]" in res.stderr, "a failed init needs kubeadm reset"
+    sb.run("kubeadm reset -f")
+
+    # the runtime is stopped
+    sb.run("systemctl stop containerd")
+    res = sb.run("kubeadm init --pod-network-cidr=10.244.0.0/16", check=False)
+    assert res.returncode == 1 and "[ERROR CRI]: container runtime is not running" in res.stderr
+    assert "error execution phase preflight" in res.stderr
+    sb.run("systemctl start containerd")
+
+    sb.run(
+        "printf 'apiVersion: kubeadm.k8s.io/v1beta3\\nkind: ClusterConfiguration\\n"
+        "networking:\\n  podSubnet: 10.244.0.0/16\\n  podCIDR: x\\n' > /root/unknown-field.yaml"
+    )
+    sb.run(
+        "printf 'apiVersion: kubeadm.k8s.io/v1beta4\\nkind: ClusterConfiguration\\n"
+        'apiServer:\\n  extraArgs:\\n    v: "2"\\n\' > /root/map-args.yaml'
+    )
+    res = sb.run("kubeadm init --config /root/unknown-field.yaml", check=False)
+    assert res.returncode == 1
+    assert 'strict decoding error: unknown field "networking.podCIDR"' in res.stderr
+    # a 1.36 kubeadm from dl.k8s.io: no v1beta3 any more, and v1beta4 extraArgs are a list
+    sb.run(
+        "cd /usr/local/bin && curl -fsSLO https://dl.k8s.io/release/v1.36.0/bin/linux/amd64/kubeadm"
+        " && chmod +x kubeadm && kubeadm version -o short | grep -x v1.36.0"
+    )
+    res = sb.run("kubeadm init --config /root/unknown-field.yaml", check=False)
+    assert res.returncode == 1 and 'old API spec: "kubeadm.k8s.io/v1beta3"' in res.stderr
+    res = sb.run("kubeadm init --config /root/map-args.yaml", check=False)
+    assert res.returncode == 1
+    assert "cannot unmarshal object into Go struct field apiServer.extraArgs" in res.stderr
+    assert [c["exit"] for c in sb.calls("kubeadm")][-4:] == [1, 0, 1, 1]
+
+
+def test_binary_installs_unpack_working_tools(sandbox):
+    sb = sandbox("ubuntu-22.04")
+    sb.run(BINARY_INSTALL)
+    res = sb.run(
+        "crictl -r unix:///run/containerd/containerd.sock version; ls /opt/cni/bin | wc -l"
+    )
+    assert "RuntimeVersion:  v2.0.2" in res.stdout and res.stdout.split()[-1] == "18"
+    assert sb.state("units")["units"]["containerd.service"]["loaded"]["version"] == "2.0.2"
+    # without -L a GitHub download is only the redirect page
+    runc = "https://github.com/opencontainers/runc/releases/download/v1.2.4/runc.amd64"
+    sb.run(f"curl -so /tmp/runc {runc}")
+    assert sb.run("head -c 8 /tmp/runc").stdout == "<a href="
+
+
+def test_three_node_cluster_becomes_ready_with_calico(sandbox):
+    nodes = [sandbox("ubuntu-22.04") for _ in range(3)]
+    for n in nodes:
+        name = n.ip.replace(".", "-")
+        n.run(PREPARE_DEBIAN.format(minor="1.30") + f"\nhostnamectl set-hostname {name}")
+    cp, workers = nodes[0], nodes[1:]
+    init = cp.run(
+        f"kubeadm init --pod-network-cidr=192.168.0.0/16 --apiserver-advertise-address={cp.ip}"
+    )
+    join = join_command(init.stdout)
+
+    wrong = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, join)
+    res = workers[0].run(wrong, check=False)
+    assert (
+        res.returncode == 1
+        and "none of the public keys" in res.stderr
+        and "are pinned" in res.stderr
+    )
+    for w in workers:
+        w.run(join)
+
+    names = cp.run(ADMIN + "kubectl get nodes -o name").stdout.split()
+    assert names == [f"node/{n.ip.replace('.', '-')}" for n in nodes]
+    statuses = cp.run(ADMIN + "kubectl get nodes --no-headers").stdout.split("\n")
+    assert all(line.split()[1] == "NotReady" for line in statuses if line)
+    # multus alone is no pod network
+    multus = f"{RAW}/k8snetworkplumbingwg/multus-cni/master/deployments/multus-daemonset-thick.yml"
+    cp.run(ADMIN + f"kubectl apply -f {multus}")
+    res = cp.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all --timeout=2s", check=False)
+    assert res.returncode == 1 and "timed out waiting for the condition" in res.stderr
+
+    calico = f"{RAW}/projectcalico/calico/v3.28.1/manifests/calico.yaml"
+    cp.run(
+        ADMIN
+        + f"curl -fsSLo calico.yaml {calico} && grep -q '#   value: \"192.168.0.0/16\"' calico.yaml"
+    )
+    cp.run(ADMIN + "kubectl apply -f calico.yaml")
+    res = cp.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all --timeout=60s")
+    assert res.stdout.count("condition met") == 3
+    listed = json.loads(cp.run(ADMIN + "kubectl get nodes -o json").stdout)["items"]
+    assert sorted(n["status"]["addresses"][0]["address"] for n in listed) == sorted(
+        n.ip for n in nodes
+    )
+    path = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {end}'
+    assert cp.run(ADMIN + f"kubectl get nodes -o jsonpath='{path}'").stdout.split() == ["True"] * 3
+    rollout = cp.run(ADMIN + "kubectl -n kube-system rollout status ds/calico-node --timeout=30s")
+    assert 'daemon set "calico-node" successfully rolled out' in rollout.stdout
+    applied = [c for c in cp.calls("kubectl") if c["argv"][:1] == ["apply"]]
+    assert applied[-1]["argv"] == ["apply", "-f", "calico.yaml"] and applied[-1]["exit"] == 0
+    assert workers[1].calls("kubeadm")[-1]["argv"][0] == "join"

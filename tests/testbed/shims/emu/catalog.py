@@ -116,7 +116,7 @@ COMMON_RPM = {
     "crypto-policies-scripts": "20240202-1.git283706d.el9", "runc": "4:1.1.12-4.el9",
     "device-mapper-persistent-data": "0.9.0-13.el9", "lvm2": "9:2.03.23-2.el9", "bash-completion": "1:2.11-5.el9",
     "nfs-utils": "1:2.5.4-26.el9", "iscsi-initiator-utils": "6.2.1.9-1.gita65a472.el9",
-    "containernetworking-plugins": "1:1.4.0-2.el9",
+    "containernetworking-plugins": "1:1.4.0-2.el9", "python3-dnf-plugin-versionlock": "4.3.0-13.el9",
 }  # fmt: skip
 DISTRO_RPM = {
     "fedora": {"containerd": "1.7.23-1.fc41", "moby-engine": "27.3.1-1.fc41", "docker-cli": "27.3.1-1.fc41"},

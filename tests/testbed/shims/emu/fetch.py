@@ -312,6 +312,13 @@ def _cilium_index() -> Response:
     return Response(200, f"apiVersion: v1\nentries:\n  cilium:\n{entries}".encode())
 
 
+def _chart_index(chart: str, versions: list[str]) -> Response:
+    entries = "".join(
+        f"  - name: {chart}\n    version: {v}\n    appVersion: v{v}\n" for v in reversed(versions)
+    )
+    return Response(200, f"apiVersion: v1\nentries:\n  {chart}:\n{entries}".encode())
+
+
 GET_HELM = """\
 #!/usr/bin/env bash
 # Stand-in for helm's get-helm-3 installer: fetches the release tarball and installs helm.
@@ -352,13 +359,15 @@ ROUTES: list[tuple[str, object]] = [
     (r"raw\.githubusercontent\.com/([\w.-]+)/([\w.-]+)/([^/]+)/(.+)", _raw),
     (r"get\.helm\.sh/(.+)", _helm_tarball),
     (r"helm\.cilium\.io/index\.yaml", _cilium_index),
+    (r"docs\.tigera\.io/calico/charts/index\.yaml", lambda: _chart_index("tigera-operator", ["3.28.2", "3.29.3", "3.30.4"])),
+    (r"flannel-io\.github\.io/flannel/index\.yaml", lambda: _chart_index("flannel", ["0.26.4", "0.27.4"])),
     (r"docs\.projectcalico\.org/(?:v3\.\d+/)?manifests/(calico\.yaml|tigera-operator\.yaml|custom-resources\.yaml)",
      lambda name: redirect(f"https://raw.githubusercontent.com/projectcalico/calico/v3.25.2/manifests/{name}")),
 ]  # fmt: skip
 KNOWN_HOSTS = {
     "pkgs.k8s.io", "prod-cdn.packages.k8s.io", "dl.k8s.io", "cdn.dl.k8s.io", "download.docker.com",
     "download.opensuse.org", "github.com", "objects.githubusercontent.com", "raw.githubusercontent.com",
-    "get.helm.sh", "helm.cilium.io", "baltocdn.com", "packages.buildkite.com", "docs.projectcalico.org",
+    "get.helm.sh", "helm.cilium.io", "baltocdn.com", "docs.tigera.io", "flannel-io.github.io", "packages.buildkite.com", "docs.projectcalico.org",
 }  # fmt: skip
 
 
