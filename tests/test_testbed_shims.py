@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -17,12 +18,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import paramiko
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SHIMS = Path(__file__).parent / "testbed" / "shims"
 
@@ -466,12 +470,73 @@ def test_binary_installs_unpack_working_tools(sandbox):
     assert sb.run("head -c 8 /tmp/runc").stdout == "<a href="
 
 
-def test_three_node_cluster_becomes_ready_with_calico(sandbox):
-    nodes = [sandbox("ubuntu-22.04") for _ in range(3)]
-    for n in nodes:
-        name = n.ip.replace(".", "-")
-        n.run(PREPARE_DEBIAN.format(minor="1.30") + f"\nhostnamectl set-hostname {name}")
-    cp, workers = nodes[0], nodes[1:]
+class SshNode:
+    """A NodePool node reached like a real VM: OpenSSH as the cloud user, sudo for root."""
+
+    def __init__(self, node, key: paramiko.PKey):
+        self.node = node
+        self.ip = node.address
+        key_type, key_b64 = node.host_public_key.split()[:2]
+        self.client = paramiko.SSHClient()
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        host_key = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
+        self.client.get_host_keys().add(node.address, key_type, host_key)
+        self.client.connect(node.address, username=node.user, pkey=key, allow_agent=False,
+                            look_for_keys=False, timeout=10)  # fmt: skip
+
+    def run(
+        self, script: str, sudo: bool = True, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        command = (
+            f"sudo -n bash -c {shlex.quote(script)}" if sudo else f"bash -c {shlex.quote(script)}"
+        )
+        _, stdout, stderr = self.client.exec_command(command, timeout=120)
+        out, err = stdout.read().decode(), stderr.read().decode()
+        res = subprocess.CompletedProcess(command, stdout.channel.recv_exit_status(), out, err)
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"exit {res.returncode}\n--- script\n{script}\n--- stdout\n{out}\n--- stderr\n{err}"
+            )
+        return res
+
+    def calls(self, tool: str) -> list[dict]:
+        return [c for c in self.node.calls() if c["tool"] == tool]
+
+
+@pytest.fixture
+def ssh_nodes(tmp_path_factory):
+    """Three emulated Ubuntu VMs from the test bed's NodePool, logged in over SSH."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs openssh-server")
+    from tests.testbed.nodes import NodePool
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+    ubuntu = {"NAME": "Ubuntu", "ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "22.04",
+              "VERSION_CODENAME": "jammy", "PRETTY_NAME": "Ubuntu 22.04.4 LTS"}  # fmt: skip
+    with NodePool(tmp_path_factory.mktemp("shim-cluster")) as pool:
+        nodes = []
+        for name in ("cp", "w1", "w2"):
+            pool.start_node(name, hostname=f"k8s-{name}", user="ubuntu", authorized_keys=public.decode(),
+                            os_release=ubuntu)  # fmt: skip
+            nodes.append(SshNode(pool.node(name), key))
+        yield nodes
+        for n in nodes:
+            n.client.close()
+
+
+def test_three_node_cluster_over_ssh_becomes_ready_with_calico(ssh_nodes):
+    cp, workers = ssh_nodes[0], ssh_nodes[1:]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda n: n.run(PREPARE_DEBIAN.format(minor="1.30")), ssh_nodes))
     init = cp.run(
         f"kubeadm init --pod-network-cidr=192.168.0.0/16 --apiserver-advertise-address={cp.ip}"
     )
@@ -487,32 +552,50 @@ def test_three_node_cluster_becomes_ready_with_calico(sandbox):
     for w in workers:
         w.run(join)
 
-    names = cp.run(ADMIN + "kubectl get nodes -o name").stdout.split()
-    assert names == [f"node/{n.ip.replace('.', '-')}" for n in nodes]
-    statuses = cp.run(ADMIN + "kubectl get nodes --no-headers").stdout.split("\n")
-    assert all(line.split()[1] == "NotReady" for line in statuses if line)
+    # kubectl as the cloud user, with the admin kubeconfig copied the documented way
+    cp.run("mkdir -p $HOME/.kube && sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config"
+           " && sudo chown $(id -u):$(id -g) $HOME/.kube/config", sudo=False)  # fmt: skip
+    user = cp.calls("kubectl")
+    assert cp.run("kubectl get nodes -o name", sudo=False).stdout.split() == [
+        "node/k8s-cp",
+        "node/k8s-w1",
+        "node/k8s-w2",
+    ]
+    statuses = cp.run("kubectl get nodes --no-headers", sudo=False).stdout.splitlines()
+    assert [line.split()[1] for line in statuses] == ["NotReady"] * 3
     # multus alone is no pod network
     multus = f"{RAW}/k8snetworkplumbingwg/multus-cni/master/deployments/multus-daemonset-thick.yml"
-    cp.run(ADMIN + f"kubectl apply -f {multus}")
-    res = cp.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all --timeout=2s", check=False)
+    cp.run(f"kubectl apply -f {multus}", sudo=False)
+    res = cp.run(
+        "kubectl wait --for=condition=Ready nodes --all --timeout=2s", sudo=False, check=False
+    )
     assert res.returncode == 1 and "timed out waiting for the condition" in res.stderr
 
     calico = f"{RAW}/projectcalico/calico/v3.28.1/manifests/calico.yaml"
     cp.run(
-        ADMIN
-        + f"curl -fsSLo calico.yaml {calico} && grep -q '#   value: \"192.168.0.0/16\"' calico.yaml"
+        f"curl -fsSLo calico.yaml {calico} && grep -q '#   value: \"192.168.0.0/16\"' calico.yaml",
+        sudo=False,
     )
-    cp.run(ADMIN + "kubectl apply -f calico.yaml")
-    res = cp.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all --timeout=60s")
+    cp.run("kubectl apply -f calico.yaml", sudo=False)
+    res = cp.run("kubectl wait --for=condition=Ready nodes --all --timeout=60s", sudo=False)
     assert res.stdout.count("condition met") == 3
-    listed = json.loads(cp.run(ADMIN + "kubectl get nodes -o json").stdout)["items"]
+    listed = json.loads(cp.run("kubectl get nodes -o json", sudo=False).stdout)["items"]
     assert sorted(n["status"]["addresses"][0]["address"] for n in listed) == sorted(
-        n.ip for n in nodes
+        n.ip for n in ssh_nodes
     )
     path = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {end}'
-    assert cp.run(ADMIN + f"kubectl get nodes -o jsonpath='{path}'").stdout.split() == ["True"] * 3
-    rollout = cp.run(ADMIN + "kubectl -n kube-system rollout status ds/calico-node --timeout=30s")
+    assert (
+        cp.run(f"kubectl get nodes -o jsonpath='{path}'", sudo=False).stdout.split() == ["True"] * 3
+    )
+    rollout = cp.run(
+        "kubectl -n kube-system rollout status ds/calico-node --timeout=30s", sudo=False
+    )
     assert 'daemon set "calico-node" successfully rolled out' in rollout.stdout
-    applied = [c for c in cp.calls("kubectl") if c["argv"][:1] == ["apply"]]
-    assert applied[-1]["argv"] == ["apply", "-f", "calico.yaml"] and applied[-1]["exit"] == 0
-    assert workers[1].calls("kubeadm")[-1]["argv"][0] == "join"
+
+    applied = [c for c in cp.calls("kubectl")[len(user) :] if c["argv"][:1] == ["apply"]]
+    assert applied[-1]["argv"] == ["apply", "-f", "calico.yaml"] and applied[-1]["uid"] != 0
+    assert applied[-1]["exit"] == 0
+    assert [c["argv"][0] for c in workers[1].calls("kubeadm")] == ["join"]
+    assert (
+        workers[0].calls("kubeadm")[0]["exit"] == 1 and workers[0].calls("kubeadm")[1]["exit"] == 0
+    )
