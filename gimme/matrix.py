@@ -154,25 +154,23 @@ class Matrix:
 
     def check(self, spec: ClusterSpec, os: OsProfile) -> None:
         """Raise SpecError with the reason and the nearest working alternative if impossible."""
+        combo = self._combo(spec, os)
         if spec.k8s not in self.minors:
-            nearest = self._nearest_minors(spec.k8s)
+            nearest = (replace(combo, minor=m) for m in self._nearest_minors(spec.k8s))
+            alternatives = self._suggest(combo, [nearest, self._neighbours(combo)])
             raise SpecError(
                 f"Kubernetes {spec.k8s} is not supported (gimme supports {self.minors[0]} to "
-                f"{self.minors[-1]}); nearest working alternative: "
-                + self._suggest(
-                    self._combo(spec, os), [self._combo(spec, os, minor) for minor in nearest]
-                )
+                f"{self.minors[-1]}); nearest working alternative: {alternatives}"
             )
-        combo = self._combo(spec, os)
         failure = self._failure(combo)
         if failure:
             reason, rule = failure
             alternatives = self._suggest(combo, self._alternatives(combo, rule))
             raise SpecError(f"{reason}; nearest working alternative: {alternatives}")
 
-    def _combo(self, spec: ClusterSpec, os: OsProfile, minor: str | None = None) -> Combo:
+    def _combo(self, spec: ClusterSpec, os: OsProfile) -> Combo:
         return Combo(
-            minor=minor or spec.k8s,
+            minor=spec.k8s,
             runtime=spec.cri,
             cni=self.network_cni(spec),
             multus=spec.cni == "multus",
@@ -207,28 +205,46 @@ class Matrix:
 
         return sorted((m for m in self.minors if m != minor), key=distance)
 
-    def _alternatives(self, combo: Combo, rule: Rule | None) -> Iterator[Combo]:
-        """Candidates nearest first: change what the rule is about, then the minor, then the OS."""
+    def _alternatives(self, combo: Combo, rule: Rule | None) -> list[Iterator[Combo]]:
+        """Candidate groups, nearest first: swap what the rule is about, change the minor, the OS."""
         about = set(rule.when) if rule else {"runtime", "cni"}
+        swaps: list[Combo] = []
         if "runtime" in about:
-            yield from (replace(combo, runtime=r) for r in RUNTIMES if r != combo.runtime)
+            swaps += [replace(combo, runtime=r) for r in RUNTIMES if r != combo.runtime]
         if about & {"cni", "cni_version"}:
             others = [c for c in self.data["cnis"] if c not in (combo.cni, "multus")]
-            yield from (replace(combo, cni=c) for c in others)
-        yield from (replace(combo, minor=m) for m in self._nearest_minors(combo.minor))
+            swaps += [replace(combo, cni=c) for c in others]
+        groups = [iter(swaps), (replace(combo, minor=m) for m in self._nearest_minors(combo.minor))]
         if rule and rule.about_os and combo.os:
-            profiles = load_os_profiles()
-            yield from (
-                replace(combo, os=p) for n, p in sorted(profiles.items()) if n != combo.os.name
-            )
+            profiles = sorted(load_os_profiles().items())
+            groups.append(replace(combo, os=p) for n, p in profiles if n != combo.os.name)
+        groups.append(self._neighbours(combo))
+        return groups
 
-    def _suggest(self, original: Combo, candidates: Iterator[Combo] | list[Combo]) -> str:
+    def _neighbours(self, combo: Combo) -> Iterator[Combo]:
+        """Every runtime x CNI x minor on the same OS, fewest changes first, then nearest minor."""
+        minors = [combo.minor, *self._nearest_minors(combo.minor)]
+        cnis = [c for c in self.data["cnis"] if c != "multus"]
+        candidates = [
+            replace(combo, minor=m, runtime=r, cni=c)
+            for m in minors
+            for r in RUNTIMES
+            for c in cnis
+        ]
+
+        def changes(candidate: Combo) -> tuple[int, int]:
+            changed = (candidate.minor != combo.minor) + (candidate.runtime != combo.runtime)
+            return changed + (candidate.cni != combo.cni), minors.index(candidate.minor)
+
+        return iter(sorted(candidates, key=changes))
+
+    def _suggest(self, original: Combo, groups: list[Iterator[Combo]]) -> str:
+        """The first working candidate of each group, at most two."""
         found: list[str] = []
-        for candidate in candidates:
-            if self._failure(candidate) is None:
-                text = _describe(candidate, original)
-                if text not in found:
-                    found.append(text)
+        for group in groups:
+            working = next((c for c in group if self._failure(c) is None), None)
+            if working is not None:
+                found.append(_describe(working, original))
             if len(found) == 2:
                 break
         return " or ".join(found) if found else "none in the matrix"

@@ -268,9 +268,7 @@ def _settings(matrix: Matrix, spec: ClusterSpec, os: OsProfile, mirrors: Mirrors
             settings |= {
                 "HELM_VERSION": cni["helm"],
                 "HELM_URL": download("helm", helm=cni["helm"]),
-                f"{prefix}_CHART_URL": _mirrored(
-                    cni["chart"].format(chart_version=cni_release["version"]), mirrors.manifests
-                ),
+                f"{prefix}_CHART_REPO": _mirrored(cni["chart_repo"], mirrors.manifests),
                 f"{prefix}_HELM_VALUES": " ".join(
                     f"{k}={_helm_value(v)}" for k, v in values.items()
                 ),
@@ -297,9 +295,7 @@ def _kubeadm_config(
 ) -> str:
     """The kubeadm init/join configuration with everything but the per-node @TOKENS@ filled in."""
     minor = spec.k8s
-    template = (
-        _provisioning() / "kubeadm" / f"{matrix.kubeadm_api(minor)}-{phase}.yaml"
-    ).read_text(encoding="utf-8")
+    template = _kubeadm_template(f"{matrix.kubeadm_api(minor)}-{phase}.yaml")
     values = {
         "api_server_port": str(matrix.data["api_server_port"]),
         "cri_socket": matrix.runtime(spec.cri)["cri_socket"],
@@ -310,12 +306,14 @@ def _kubeadm_config(
         "service_subnet": matrix.data["service_cidr"],
         "fail_cgroup_v1": "false" if os.cgroup_version == 1 else "true",
     }
-    body = "\n".join(line for line in template.splitlines() if not line.startswith("#"))
+    return re.sub(r"\{([a-z_0-9]+)\}", lambda match: values[match.group(1)], template)
 
-    def fill(match: re.Match[str]) -> str:
-        return values[match.group(1)]
 
-    return re.sub(r"\{([a-z_0-9]+)\}", fill, body).strip() + "\n"
+@cache
+def _kubeadm_template(name: str) -> str:
+    """provisioning/kubeadm/<name> without its comment lines."""
+    text = (_provisioning() / "kubeadm" / name).read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip() + "\n"
 
 
 # -- the header ------------------------------------------------------------------------------------

@@ -1,0 +1,6 @@
+# shellcheck shell=bash
+# Base packages on dnf systems.
+
+read -r -a packages <<<"$BASE_PACKAGES"
+log "base packages: ${packages[*]}"
+dnf install -y "${packages[@]}"
