@@ -192,6 +192,14 @@ def create_cluster(
     ctx: Context, spec: ClusterSpec, *, keep_on_failure: bool = False
 ) -> ClusterRecord:
     """Create a cluster; on any failure (Ctrl-C included) roll back or keep it for reap."""
+    return build_cluster(ctx, start_cluster(ctx, spec), keep_on_failure=keep_on_failure)
+
+
+def start_cluster(ctx: Context, spec: ClusterSpec) -> ClusterRecord:
+    """Check the spec, make the cluster's SSH key and insert its `creating` record.
+
+    Nothing is asked of the engine yet; `build_cluster` does the rest.
+    """
     if spec.ttl == 0:
         raise SpecError("TTL 0 means delete now: there is nothing to create")
     plan = make_plan(ctx, spec)
@@ -200,9 +208,9 @@ def create_cluster(
     existing = {r.id for r in store.records()}
     cluster_id = _new_id(existing)
     cdir = private_dir(ctx.cluster_dir(cluster_id))
-    from gimme.remote import ClusterLog, generate_keypair
+    from gimme.remote import generate_keypair
 
-    public_key = generate_keypair(cdir / "id_ed25519")
+    generate_keypair(cdir / "id_ed25519")
     now = time.time()
     record = ClusterRecord(
         id=cluster_id,
@@ -220,8 +228,23 @@ def create_cluster(
     )
     store.insert(record)
     ctx.reporter.info(f"cluster {cluster_id}: {spec.nodes} nodes from {spec.foundation}")
+    return record
+
+
+def build_cluster(
+    ctx: Context, record: ClusterRecord, *, keep_on_failure: bool = False
+) -> ClusterRecord:
+    """Make and bootstrap the VMs `start_cluster` recorded.
+
+    On any failure (Ctrl-C included) roll back, or keep the VMs for reap.
+    """
+    from gimme.remote import ClusterLog
+
+    cdir = ctx.cluster_dir(record.id)
     log = ClusterLog(cdir / "bootstrap.log")
     try:
+        plan = make_plan(ctx, ClusterSpec(**record.spec))
+        public_key = " ".join((cdir / "id_ed25519.pub").read_text().split()[:2])
         return _Creation(ctx, plan, record, public_key, log).run()
     except BaseException as exc:
         _fail(ctx, record.id, exc, keep=keep_on_failure)
