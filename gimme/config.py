@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DEFAULT_STATE = Path("/var/lib/gimme/state.json")
 _ENGINE_KEYS = ("url", "username", "password", "password_file", "ca_file", "insecure")
 _TOP_KEYS = {
+    "api_tokens_file",
     "engines",
     "state",
     "ssh_user",
@@ -103,6 +104,7 @@ class Settings:
     foundations: dict[str, dict[str, Any]] = field(default_factory=dict)
     mirrors: dict[str, str] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    api_tokens_file: Path | None = None
 
     def engine(self, name: str) -> EngineSettings:
         try:
@@ -134,6 +136,7 @@ class Settings:
             "foundations": self.foundations,
             "mirrors": self.mirrors,
             "timeouts": vars(self.timeouts),
+            "api_tokens_file": str(self.api_tokens_file) if self.api_tokens_file else None,
         }
 
 
@@ -183,6 +186,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         foundations=dict(raw.get("foundations") or {}),
         mirrors=mirrors,
         timeouts=_timeouts(raw.get("timeouts") or {}, env, path),
+        api_tokens_file=_optional_path(
+            _pick(raw, env, "api_tokens_file", "GIMME_API_TOKENS_FILE", None)
+        ),
     )
 
 
@@ -271,6 +277,10 @@ def _pick(
         return env[env_key]
     value = raw.get(key)
     return default if value is None else value
+
+
+def _optional_path(value: Any) -> Path | None:
+    return Path(str(value)).expanduser() if value else None
 
 
 def _ttl_any(value: Any, key: str) -> int:
