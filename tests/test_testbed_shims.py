@@ -470,6 +470,109 @@ def test_binary_installs_unpack_working_tools(sandbox):
     assert sb.run("head -c 8 /tmp/runc").stdout == "<a href="
 
 
+DOCKER_RUNTIME = """
+set -e
+swapoff -a
+modprobe br_netfilter
+sysctl -w net.ipv4.ip_forward=1
+install -m 0755 -d /etc/apt/keyrings
+curl -fsSL https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc
+chmod a+r /etc/apt/keyrings/docker.asc
+echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] \\
+https://download.docker.com/linux/ubuntu $(. /etc/os-release && echo "$VERSION_CODENAME") stable" \\
+    > /etc/apt/sources.list.d/docker.list
+curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.29/deb/Release.key | gpg --dearmor -o /etc/apt/keyrings/k8s.gpg
+echo 'deb [signed-by=/etc/apt/keyrings/k8s.gpg] https://pkgs.k8s.io/core:/stable:/v1.29/deb/ /' \\
+    > /etc/apt/sources.list.d/kubernetes.list
+apt-get update
+apt-get install -y docker-ce docker-ce-cli containerd.io kubelet kubeadm kubectl
+cat > /etc/docker/daemon.json <<EOF
+{"exec-opts": ["native.cgroupdriver=systemd"]}
+EOF
+systemctl restart docker
+curl -fsSLO https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.20/cri-dockerd_0.3.20.3-0.ubuntu-jammy_amd64.deb
+dpkg -i cri-dockerd_0.3.20.3-0.ubuntu-jammy_amd64.deb
+systemctl enable --now cri-docker.socket
+"""
+
+
+def test_docker_with_cri_dockerd_needs_an_explicit_cri_socket(sandbox):
+    sb = sandbox("ubuntu-22.04")
+    sb.run("mkdir -p /etc/docker")
+    sb.run(DOCKER_RUNTIME)
+    installed = sb.state("packages")["installed"]
+    assert installed["docker-ce"]["version"].startswith("5:28.")
+    assert installed["cri-dockerd"]["from"] == "local"
+    assert sb.run("docker info --format '{{.CgroupDriver}}'").stdout.strip() == "systemd"
+    assert sb.run("cri-dockerd --version").stdout.startswith("cri-dockerd 0.3.20")
+
+    # docker's containerd and cri-dockerd both answer: kubeadm will not guess
+    res = sb.run("kubeadm init --pod-network-cidr=10.244.0.0/16", check=False)
+    assert res.returncode == 1 and "found multiple CRI endpoints on the host" in res.stderr
+    assert (
+        "unix:///var/run/containerd/containerd.sock, unix:///var/run/cri-dockerd.sock" in res.stderr
+    )
+    sb.run(
+        "kubeadm init --pod-network-cidr=10.244.0.0/16 --cri-socket unix:///var/run/cri-dockerd.sock"
+    )
+    flannel = "https://github.com/flannel-io/flannel/releases/latest/download/kube-flannel.yml"
+    res = sb.run(
+        ADMIN
+        + f"kubectl apply -f {flannel} && kubectl wait --for=condition=Ready node/node1 --timeout=30s"
+    )
+    assert (
+        "daemonset.apps/kube-flannel-ds created" in res.stdout
+        and "node/node1 condition met" in res.stdout
+    )
+    node = json.loads(sb.run(ADMIN + "kubectl get node node1 -o json").stdout)
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "docker://28.5.2"
+    pods = sb.run(ADMIN + "kubectl get pods -n kube-flannel --no-headers").stdout.split()
+    assert pods[2] == "Running"
+
+
+def test_cilium_via_helm_and_cli_with_pod_cidr_checks(sandbox):
+    sb = sandbox("debian-12")
+    sb.run(PREPARE_DEBIAN.format(minor="1.31"))
+    # without a pod subnet flannel's agents cannot start: nodes stay NotReady
+    sb.run("kubeadm init --skip-phases=addon/kube-proxy")
+    flannel = f"{RAW}/flannel-io/flannel/master/Documentation/kube-flannel.yml"
+    sb.run(ADMIN + f"kubectl apply -f {flannel}")
+    res = sb.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all --timeout=2s", check=False)
+    assert res.returncode == 1
+    assert "CrashLoopBackOff" in sb.run(ADMIN + "kubectl get pods -n kube-flannel").stdout
+    sb.run(ADMIN + f"kubectl delete -f {flannel}")
+
+    sb.run(f"curl -fsSL {RAW}/helm/helm/main/scripts/get-helm-3 | bash")
+    sb.run(ADMIN + "helm repo add cilium https://helm.cilium.io/ && helm repo update")
+    res = sb.run(
+        ADMIN + "helm install cilium cilium/cilium --version 9.9.9 -n kube-system", check=False
+    )
+    assert (
+        res.returncode == 1
+        and 'chart "cilium" matching 9.9.9 not found in cilium index' in res.stderr
+    )
+    sb.run(
+        ADMIN + "helm install cilium cilium/cilium --version 1.16.5 --namespace kube-system"
+        " --set kubeProxyReplacement=true --set k8sServiceHost=node1 --set k8sServicePort=6443 --wait"
+    )
+    sb.run(
+        "cd /tmp && curl -L --remote-name-all https://github.com/cilium/cilium-cli/releases/download/"
+        "v0.16.24/cilium-linux-amd64.tar.gz{,.sha256sum} && sha256sum --check cilium-linux-amd64.tar.gz.sha256sum"
+        " && tar xzvfC cilium-linux-amd64.tar.gz /usr/local/bin"
+    )
+    assert "Cilium:             OK" in sb.run(ADMIN + "cilium status --wait").stdout
+    res = sb.run(ADMIN + "cilium install --version 1.16.5", check=False)
+    assert res.returncode == 1 and "cannot re-use a name that is still in use" in res.stderr
+    assert (
+        "node/node1 condition met"
+        in sb.run(ADMIN + "kubectl wait --for=condition=Ready nodes --all").stdout
+    )
+    config = json.loads(sb.run(ADMIN + "kubectl get cm -n kube-system -o json").stdout)["items"]
+    cilium = next(c for c in config if c["metadata"]["name"] == "cilium-config")
+    assert cilium["data"]["kube-proxy-replacement"] == "true"
+    assert [c["argv"][:2] for c in sb.calls("helm")][-1] == ["install", "cilium"]
+
+
 class SshNode:
     """A NodePool node reached like a real VM: OpenSSH as the cloud user, sudo for root."""
 

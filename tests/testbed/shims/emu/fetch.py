@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
 import re
-import ssl
-import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,6 +60,10 @@ def _get_once(url: str) -> Response:
 
 
 def _loopback(url: str) -> Response:
+    import ssl
+    import urllib.error
+    import urllib.request
+
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -82,6 +81,9 @@ def _loopback(url: str) -> Response:
 
 def _targz(members: dict[str, bytes], gz_mtime: int = 0) -> bytes:
     """A deterministic .tar.gz; members ending in '/' are directories, others mode 0755."""
+    import gzip
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in members.items():
@@ -379,7 +381,7 @@ def main(call: Call) -> int:
 
 CURL_FLAGS = {"-f": "fail", "--fail": "fail", "--fail-with-body": "fail", "-s": "silent", "--silent": "silent",
               "-S": "show_error", "--show-error": "show_error", "-L": "location", "--location": "location",
-              "-k": "insecure", "--insecure": "insecure", "-O": "remote_name", "--remote-name": "remote_name",
+              "-k": "insecure", "--insecure": "insecure", "-O": "remote_name", "--remote-name": "remote_name", "--remote-name-all": "remote_name",
               "--create-dirs": "create_dirs", "-#": "", "--progress-bar": "", "-v": "", "--verbose": "",
               "--compressed": "", "-q": "", "--tlsv1.2": "", "--http1.1": "", "--no-progress-meter": "silent_meter",
               "-g": "", "--globoff": "", "--fail-early": "", "--retry-connrefused": "", "--retry-all-errors": "",

@@ -12,12 +12,16 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _key(ca: bool = False):
+    """RSA-2048 for the CA (kubeadm's default); ECDSA P-256 for leaf certificates, which is
+    much cheaper to generate and which kubeadm also supports (encryptionAlgorithm)."""
+    if ca:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _name(cn: str, org: str | None = None) -> x509.Name:
@@ -74,7 +78,7 @@ def issue(ca_cert_pem: bytes, ca_key_pem: bytes, cn: str, org: str | None = None
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(
-            x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
             critical=True,
         )
         .add_extension(

@@ -44,6 +44,8 @@ def cri_error(endpoint: str, kube_minor: int | None = None) -> str | None:
         return None if (kube_minor or 99) < 24 and system.is_active("docker") else unavailable
     if unit is None or not os.path.exists(path):
         return unavailable
+    if unit == "cri-docker.service" and not system.is_active("docker"):
+        return unavailable
     if unit == "containerd.service":
         loaded = system.unit_state(unit).get("loaded", {})
         if loaded.get("cri_disabled"):

@@ -21,6 +21,8 @@ SOCKETS = {
     "crio.service": "/var/run/crio/crio.sock",
     "docker.service": "/var/run/docker.sock",
     "cri-docker.service": "/var/run/cri-dockerd.sock",
+    "cri-docker.socket": "/var/run/cri-dockerd.sock",
+    "docker.socket": "/var/run/docker.sock",
 }
 # binaries that exist only once installed: a unit whose ExecStart names a missing one fails
 INSTALLED_BINARIES = {"containerd", "dockerd", "crio", "cri-dockerd", "kubelet"}
