@@ -263,7 +263,7 @@ class Matrix:
             k8s = self.kubernetes(minor)
             runtimes = {
                 name: self._cell(
-                    Combo(minor, runtime=name), self._runtime_label(name, minor), profiles
+                    Combo(minor, runtime=name), self.runtime_label(name, minor), profiles
                 )
                 for name in RUNTIMES
             }
@@ -307,14 +307,15 @@ class Matrix:
                 not_on[name] = os_failure[0]
         return {"supported": True, "version": label, "reason": None, "not_on": not_on}
 
-    def _runtime_label(self, name: str, minor: str) -> str | None:
+    def runtime_label(self, name: str, minor: str) -> str | None:
+        """What the runtime is at `minor`, e.g. "1.7.34" or "Docker Engine + cri-dockerd 0.3.25"."""
         release = self.runtime_release(name, minor)
         if release is None:
             return None
         if name == "containerd":
             return str(release["version"])
         if name == "cri-o":
-            return f"{minor}.x (isv:cri-o v{minor})"
+            return f"{minor}.x from isv:cri-o v{minor}"
         return f"Docker Engine + cri-dockerd {release['cri_dockerd']}"
 
     def _cni_label(self, name: str, minor: str) -> str | None:

@@ -323,14 +323,13 @@ _SHELL_NAMES = {"PATH", "SECONDS", "BASH_REMATCH", "KUBECONFIG", "DEBIAN_FRONTEN
 
 def _summary(matrix: Matrix, spec: ClusterSpec, os: OsProfile) -> str:
     minor = spec.k8s
-    runtime = matrix.runtime_release(spec.cri, minor) or {}
-    runtime_version = runtime.get("version") or runtime.get("cri_dockerd") or f"{minor} stream"
+    runtime = f"{spec.cri} ({matrix.runtime_label(spec.cri, minor)})"
     network = matrix.network_cni(spec)
     cni = f"{network} {matrix.cni_release(network, minor)['version']}"
     if spec.cni == "multus":
         cni = f"multus {matrix.cni_release('multus', minor)['version']} over {cni}"
     patch = matrix.kubernetes(minor)["patch"]
-    return f"Kubernetes {patch}, {spec.cri} {runtime_version}, {cni}, {os.name}, {spec.nodes} nodes"
+    return f"Kubernetes {patch}, {runtime}, {cni}, {os.name}, {spec.nodes} nodes"
 
 
 def _header(

@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # The kubeadm install guide runs SELinux permissive: CNI agents and static pods need host paths.
 
-log "SELinux permissive"
-if [ "$(getenforce)" = Enforcing ]; then
+if command -v getenforce >/dev/null && [ "$(getenforce)" = Enforcing ]; then
+  log "SELinux permissive"
   setenforce 0
 fi
-sed -i 's/^SELINUX=enforcing$/SELINUX=permissive/' /etc/selinux/config
+if [ -f /etc/selinux/config ]; then
+  sed -i 's/^SELINUX=enforcing$/SELINUX=permissive/' /etc/selinux/config
+fi
