@@ -652,8 +652,14 @@ def test_three_node_cluster_over_ssh_becomes_ready_with_calico(ssh_nodes):
         and "none of the public keys" in res.stderr
         and "are pinned" in res.stderr
     )
-    for w in workers:
-        w.run(join)
+    workers[0].run(join)
+    fresh = cp.run("kubeadm token create --print-join-command --ttl 1h").stdout.strip()
+    assert fresh.split("--token ")[1].split()[0] != join.split("--token ")[1].split()[0]
+    assert (
+        fresh.split("--discovery-token-ca-cert-hash ")[1]
+        == join.split("--discovery-token-ca-cert-hash ")[1]
+    )
+    workers[1].run(fresh)
 
     # kubectl as the cloud user, with the admin kubeconfig copied the documented way
     cp.run("mkdir -p $HOME/.kube && sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config"

@@ -567,10 +567,6 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, {})
             if (m := re.fullmatch(r"/gimme-testbed/nodes/([^/]+)", path)) and method == "PATCH":
                 return self.patch_node(m.group(1), self.body())
-            if path.startswith(("/api", "/apis")):
-                return self.status(
-                    404, "NotFound", "the server could not find the requested resource"
-                )
             return self.status(404, "NotFound", "the server could not find the requested resource")
 
     def cluster_info(self) -> dict:

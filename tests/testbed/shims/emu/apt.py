@@ -316,6 +316,7 @@ def install(specs: list[str], flags: set[str], quiet: bool) -> int:
                            f"Depends: {dep} but it is not installable\nE: Unable to correct problems, you have held "
                            "broken packages.", 100)  # fmt: skip
             todo.append(res)
+    plan = {n: plan[n] for n in _dependencies_first(list(plan), plan)}
     inst = packages.installed()
     new = [n for n in plan if n not in inst]
     changed = [n for n in plan if n in inst and inst[n]["version"] != plan[n][0]]
@@ -366,6 +367,23 @@ def install(specs: list[str], flags: set[str], quiet: bool) -> int:
         packages.install_package(n, version, origin)
     packages.post_install(new + changed)
     return 0
+
+
+def _dependencies_first(names: list[str], plan: dict) -> list[str]:
+    """`names` ordered so that each package comes after what it depends on (dpkg's setup order)."""
+    ordered: list[str] = []
+
+    def visit(n: str) -> None:
+        if n in ordered:
+            return
+        for dep in catalog.depends(n, "debian"):
+            if dep in plan:
+                visit(dep)
+        ordered.append(n)
+
+    for n in names:
+        visit(n)
+    return ordered
 
 
 # --- apt-cache, apt-mark, apt-key, add-apt-repository ----------------------

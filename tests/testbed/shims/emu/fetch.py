@@ -247,10 +247,6 @@ def _latest_release(org: str, repo: str, asset: str) -> Response:
     return redirect(f"https://github.com/{org}/{repo}/releases/download/{latest}/{asset}")
 
 
-def _objects(org: str, repo: str, tag: str, asset: str) -> Response:
-    return _release_asset(org, repo, tag, asset)
-
-
 def _calico(tag: str, name: str) -> Response:
     if not re.fullmatch(SEMVER, tag):
         return not_found()
@@ -357,7 +353,7 @@ ROUTES: list[tuple[str, object]] = [
      lambda v, tool, suffix: _k8s_binary(v, tool, suffix or "")),
     (GH + r"/releases/download/([^/]+)/([^/]+)", _release),
     (GH + r"/releases/latest/download/([^/]+)", _latest_release),
-    (r"objects\.githubusercontent\.com/github-production-release-asset/([\w.-]+)/([\w.-]+)/([^/]+)/([^/]+)", _objects),
+    (r"objects\.githubusercontent\.com/github-production-release-asset/([\w.-]+)/([\w.-]+)/([^/]+)/([^/]+)", _release_asset),
     (r"raw\.githubusercontent\.com/([\w.-]+)/([\w.-]+)/([^/]+)/(.+)", _raw),
     (r"get\.helm\.sh/(.+)", _helm_tarball),
     (r"helm\.cilium\.io/index\.yaml", _cilium_index),

@@ -354,7 +354,7 @@ def preflight(
                    "`--ignore-preflight-errors=...`\nTo see the stack trace of this error execute with --v=5 or higher")  # fmt: skip
 
 
-def pull_images(version: str, repo: str, cri_socket: str, ignore: set[str]) -> list[str]:
+def pull_images(version: str, repo: str, ignore: set[str]) -> list[str]:
     imgs = catalog.k8s_images(version, repo)
     host = repo.split("/")[0]
     if host not in KNOWN_REGISTRIES or (host == "k8s.gcr.io" and kminor(version) >= 27):
@@ -421,7 +421,7 @@ def cmd_config(kv: str, args: list[str], call: Call) -> int:
         if problem:
             raise Fail(f"failed to create new CRI runtime service: {problem}\nTo see the stack trace of this error "
                        "execute with --v=5 or higher")  # fmt: skip
-        for img in pull_images(version, repo, sock, set()):
+        for img in pull_images(version, repo, set()):
             out(f"[config/images] Pulled {img}")
         return 0
     if pos[:2] in (["print", "init-defaults"], ["print", "join-defaults"]):
@@ -542,7 +542,7 @@ def cmd_init(kv: str, args: list[str], call: Call) -> int:
         out("[preflight] Pulling images required for setting up a Kubernetes cluster\n"
             "[preflight] This might take a minute or two, depending on the speed of your internet connection\n"
             "[preflight] You can also perform this action beforehand using 'kubeadm config images pull'")  # fmt: skip
-        pull_images(version, repo, cri, ignore)
+        pull_images(version, repo, ignore)
     if is_true(fl, "dry-run"):
         out(
             "[dryrun] Finished dry-running successfully. Above are the resources that would be created"
