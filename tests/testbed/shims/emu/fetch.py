@@ -508,33 +508,39 @@ def wget(call: Call) -> int:
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-O", "--output-document") or (
-            a.startswith("-")
-            and not a.startswith("--")
-            and a.endswith("O")
-            and set(a[1:]) <= set("qncO")
-        ):
-            if "q" in a:
-                quiet = True
+        if a.startswith("--output-document="):
+            output = a.split("=", 1)[1]
+        elif a == "--output-document":
             i += 1
             output = args[i]
-        elif a.startswith("--output-document="):
-            output = a.split("=", 1)[1]
-        elif a in ("-P", "--directory-prefix"):
-            i += 1
-            directory = args[i]
         elif a.startswith("--directory-prefix="):
             directory = a.split("=", 1)[1]
-        elif a in ("-q", "--quiet", "-nv", "--no-verbose", "-qnc"):
+        elif a == "--directory-prefix":
+            i += 1
+            directory = args[i]
+        elif a in ("--quiet", "--no-verbose", "-nv"):
             quiet = True
-        elif a in ("-c", "--continue", "-N", "--timestamping", "--no-check-certificate", "--https-only",
-                   "--show-progress", "-nc", "--no-clobber") or a.startswith(("--tries=", "--timeout=", "--progress=", "-t", "-T")):  # fmt: skip
+        elif a in ("--continue", "--timestamping", "--no-check-certificate", "--https-only", "--show-progress",
+                   "-nc", "--no-clobber") or a.startswith(("--tries=", "--timeout=", "--progress=")):  # fmt: skip
             pass
+        elif re.fullmatch(r"-[qcNvOPtT].*", a):
+            # bundled short options; -O and -P take the rest of the word or the next argument
+            for j, ch in enumerate(a[1:], 1):
+                if ch in "OPtT":
+                    value = a[j + 1 :]
+                    if not value:
+                        i += 1
+                        value = args[i] if i < len(args) else ""
+                    if ch == "O":
+                        output = value
+                    elif ch == "P":
+                        directory = value
+                    break
+                if ch == "q":
+                    quiet = True
         elif a.startswith("-"):
-            raise Fail(
-                f"wget: unrecognized option '{a}'\nUsage: wget [OPTION]... [URL]...\n\nTry `wget --help' for more options.",
-                2,
-            )
+            raise Fail(f"wget: unrecognized option '{a}'\nUsage: wget [OPTION]... [URL]...\n\n"
+                       "Try `wget --help' for more options.", 2)  # fmt: skip
         else:
             urls.append(a)
         i += 1

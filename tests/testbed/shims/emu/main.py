@@ -51,6 +51,9 @@ def run(tool: str, version: str | None = None) -> None:
         code = e.code if isinstance(e.code, int) else 1
     except BrokenPipeError:
         code = 141
+    except PermissionError as e:
+        sys.stderr.write(f"{tool}: {e.filename or ''}: permission denied\n")
+        code = 1
     except Exception:
         traceback.print_exc()
         code = 70

@@ -163,6 +163,9 @@ def ctr(call: Call) -> int:
         out(f"ctr github.com/containerd/containerd v{v}")
         return 0
     _need_containerd()
+    if not core.is_root():
+        raise Fail('ctr: failed to dial "/run/containerd/containerd.sock": connection error: desc = "transport: '
+                   'error while dialing: dial unix:///run/containerd/containerd.sock: connect: permission denied"', 1)  # fmt: skip
     if args[:1] == ["version"]:
         out(f"Client:\n  Version:  v{v}\n  Revision: {_commit(call)}\n  Go version: go1.22\n\n"
             f"Server:\n  Version:  v{v}\n  Revision: {_commit(call)}\n  UUID: 00000000-0000-0000-0000-000000000000")  # fmt: skip
