@@ -1,8 +1,9 @@
-"""The test bed's stand-in tools, exercised inside throwaway sandboxes that behave like nodes.
+"""The test bed's stand-in tools, exercised inside nodes, never on the host.
 
-Each sandbox is a private mount+PID namespace with an overlay copy-on-write root over the
-host's / (so installing shims never touches the host), where install.py runs as it does in
-a test-bed node; commands then run chrooted into it.
+Most tests use a minimal sandbox of their own: a private mount+PID namespace with an overlay
+copy-on-write root over the host's / where install.py runs as in a test-bed node, and
+commands run chrooted into it as root. The end-to-end cluster test uses the test bed's
+NodePool nodes instead, reached over SSH as the cloud user with sudo, like the real VMs.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def sandbox(tmp_path):
     ) -> Sandbox:
         n = len(made) + 1
         sb = Sandbox(
-            tmp_path / f"node{n}", ip or f"127.0.10.{200 + n}", hostname or f"node{n}", os_name
+            tmp_path / f"node{n}", ip or f"127.0.13.{n}", hostname or f"node{n}", os_name
         )
         made.append(sb)
         return sb
