@@ -142,9 +142,7 @@ def sandbox(tmp_path):
         os_name: str = "ubuntu-22.04", ip: str | None = None, hostname: str | None = None
     ) -> Sandbox:
         n = len(made) + 1
-        sb = Sandbox(
-            tmp_path / f"node{n}", ip or f"127.0.13.{n}", hostname or f"node{n}", os_name
-        )
+        sb = Sandbox(tmp_path / f"node{n}", ip or f"127.0.13.{n}", hostname or f"node{n}", os_name)
         made.append(sb)
         return sb
 
