@@ -58,6 +58,8 @@ OS_RELEASE = {
     'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
     "rocky-9": 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
     'PLATFORM_ID="platform:el9"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n',
+    "ubuntu-20.04": 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="20.04"\n'
+    'VERSION_CODENAME=focal\nPRETTY_NAME="Ubuntu 20.04.6 LTS"\n',
 }
 
 
@@ -453,6 +455,21 @@ def test_failures_look_like_the_real_tools(sandbox):
     assert res.returncode == 1
     assert "cannot unmarshal object into Go struct field apiServer.extraArgs" in res.stderr
     assert [c["exit"] for c in sb.calls("kubeadm")][-4:] == [1, 0, 1, 1]
+
+
+def test_kubelet_1_35_refuses_cgroup_v1_unless_told(sandbox):
+    sb = sandbox("ubuntu-20.04")
+    sb.run(PREPARE_DEBIAN.format(minor="1.35"))
+    res = sb.run("kubeadm init --pod-network-cidr=10.244.0.0/16", check=False)
+    assert res.returncode == 1 and "[WARNING SystemVerification]: cgroups v1" in res.stderr
+    assert "failed while waiting for the kubelet to start" in res.stderr
+    sb.run("kubeadm reset -f")
+    config = (
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n---\n"
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailCgroupV1: false\n"
+    )
+    sb.run(f"printf '{config}' > /root/cg.yaml && kubeadm init --config /root/cg.yaml")
+    assert sb.state("units")["units"]["kubelet.service"]["active"] == "active"
 
 
 def test_binary_installs_unpack_working_tools(sandbox):

@@ -257,7 +257,11 @@ class Cluster:
     def cni_problem(self, provider: str) -> str | None:
         """Why this CNI's agents cannot work in this cluster (None when they can)."""
         subnet = self.pod_subnet()
-        if provider in NEEDS_POD_CIDR and not subnet:
+        cilium_cfg = self.find("ConfigMap", "cilium-config") or {}
+        kubernetes_ipam = (
+            provider == "cilium" and cilium_cfg.get("data", {}).get("ipam") == "kubernetes"
+        )
+        if (provider in NEEDS_POD_CIDR or kubernetes_ipam) and not subnet:
             return "node has no pod CIDR assigned (kubeadm init was run without a pod subnet)"
         if provider == "flannel":
             cfg = self.find("ConfigMap", "kube-flannel-cfg")

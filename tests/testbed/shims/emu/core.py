@@ -134,6 +134,18 @@ def os_id() -> tuple[str, str]:
     return rel.get("ID", "debian"), rel.get("VERSION_ID", "12")
 
 
+def cgroup_v1() -> bool:
+    """Whether the node's OS boots with cgroup v1 (older releases) rather than the unified v2."""
+    os_id_, version_id = os_id()
+    major = version_id.split(".")[0]
+    return (
+        (os_id_, version_id) in {("ubuntu", "20.04"), ("ubuntu", "18.04")}
+        or (os_id_ in ("rocky", "almalinux", "rhel", "centos") and major in ("7", "8"))
+        or (os_id_ == "redos" and major == "7")
+        or (os_id_ == "debian" and major == "10")
+    )
+
+
 def hostname() -> str:
     with contextlib.suppress(OSError):
         name = Path("/etc/hostname").read_text().strip()

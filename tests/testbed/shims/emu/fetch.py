@@ -209,9 +209,9 @@ def _release_asset(org: str, repo: str, tag: str, asset: str) -> Response:
         data = _targz({"cilium": _tool("cilium", v)})
     elif key == "flannel-io/flannel" and base == "kube-flannel.yml":
         data = manifests.flannel(tag).encode()
-    elif key in ("weaveworks/weave", "rajch/weave") and re.fullmatch(
-        r"weave-daemonset-k8s(-1\.\d+)?\.yaml", base
-    ):
+    elif (
+        key == "weaveworks/weave" and re.fullmatch(r"weave-daemonset-k8s-1\.(8|9|11)\.yaml", base)
+    ) or (key == "rajch/weave" and re.fullmatch(r"weave-daemonset-k8s(-1\.\d+)?\.yaml", base)):
         data = manifests.weave(tag, org).encode()
     elif key == "antrea-io/antrea" and base == "antrea.yml":
         data = manifests.antrea(tag).encode()
@@ -240,7 +240,7 @@ def _release(org: str, repo: str, tag: str, asset: str) -> Response:
 
 
 def _latest_release(org: str, repo: str, asset: str) -> Response:
-    latest = {"flannel-io/flannel": "v0.26.4", "rajch/weave": "v2.8.10", "weaveworks/weave": "v2.8.1",
+    latest = {"flannel-io/flannel": "v0.28.9", "rajch/weave": "v2.8.10", "weaveworks/weave": "v2.8.1",
               "antrea-io/antrea": "v2.2.0", "cilium/cilium-cli": "v0.18.7"}.get(f"{org}/{repo}")  # fmt: skip
     if not latest:
         return not_found()
@@ -292,7 +292,7 @@ def _raw(org: str, repo: str, ref: str, path: str) -> Response:
 
 
 def _helm_tarball(name: str) -> Response:
-    m = re.fullmatch(r"helm-(v3\.\d+\.\d+)-linux-amd64\.tar\.gz(\.sha256sum|\.sha256)?", name)
+    m = re.fullmatch(r"helm-(v[34]\.\d+\.\d+)-linux-amd64\.tar\.gz(\.sha256sum|\.sha256)?", name)
     if not m:
         return not_found()
     data = _targz({"linux-amd64/": b"", "linux-amd64/helm": _tool("helm", m.group(1)),
@@ -304,7 +304,7 @@ def _cilium_index() -> Response:
     entries = "".join(
         f"  - name: cilium\n    version: 1.{mi}.{p}\n    appVersion: 1.{mi}.{p}\n"
         f"    urls:\n    - https://helm.cilium.io/cilium-1.{mi}.{p}.tgz\n"
-        for mi, top in ((13, 15), (14, 19), (15, 19), (16, 17), (17, 9), (18, 3))
+        for mi, top in ((13, 15), (14, 19), (15, 19), (16, 12), (17, 9), (18, 6), (19, 6), (20, 1))
         for p in range(top, -1, -1)
     )
     return Response(200, f"apiVersion: v1\nentries:\n  cilium:\n{entries}".encode())

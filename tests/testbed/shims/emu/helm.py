@@ -14,7 +14,7 @@ from .apiserver import ApiError, Client
 from .core import Call, Fail, out
 
 CHARTS = {"cilium": "cilium", "tigera-operator": "tigera-operator", "flannel": "flannel"}
-CILIUM_FOR_CLI = {"0.16": "1.16.5", "0.17": "1.17.6", "0.18": "1.18.3"}
+CILIUM_FOR_CLI = {"0.16": "1.16.12", "0.17": "1.17.7", "0.18": "1.18.6", "0.19": "1.19.6"}
 
 
 def main(call: Call) -> int:

@@ -193,6 +193,9 @@ def kubelet_health() -> str:
     fail_swap = cfg.get("failSwapOn", True) and "--fail-swap-on=false" not in extra
     if system.swap_active() and fail_swap:
         return "activating"
+    kubelet_v = core.tool_version("kubelet") or "1.30.0"
+    if core.cgroup_v1() and kminor(kubelet_v) >= 35 and cfg.get("failCgroupV1", True):
+        return "activating"
     m = re.search(r"--container-runtime-endpoint=(\S+?)\"?(\s|$)", extra)
     endpoint = cfg.get("containerRuntimeEndpoint") or (
         m.group(1) if m else "unix:///var/run/containerd/containerd.sock"
@@ -308,6 +311,13 @@ def preflight(
             (
                 "Service-Kubelet",
                 "kubelet service is not enabled, please run 'systemctl enable kubelet.service'",
+            )
+        )
+    if core.cgroup_v1() and kminor(kv) >= 31:
+        warnings.append(
+            (
+                "SystemVerification",
+                "cgroups v1 support is in maintenance mode, please migrate to cgroups v2",
             )
         )
     if k.get("firewall", {}).get("running"):

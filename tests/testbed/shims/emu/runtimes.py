@@ -344,10 +344,10 @@ def docker(call: Call) -> int:
         fmt = fmt or next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), None)
         if fmt:
             out(fmt.replace("{{.CgroupDriver}}", driver).replace("{{.ServerVersion}}", loaded.get("version", v))
-                .replace("{{.CgroupVersion}}", "2"))  # fmt: skip
+                .replace("{{.CgroupVersion}}", "1" if core.cgroup_v1() else "2"))  # fmt: skip
         else:
             out(f"Server:\n Server Version: {loaded.get('version', v)}\n Storage Driver: overlay2\n"
-                f" Cgroup Driver: {driver}\n Cgroup Version: 2")  # fmt: skip
+                f" Cgroup Driver: {driver}\n Cgroup Version: {1 if core.cgroup_v1() else 2}")  # fmt: skip
     elif cmd == "pull":
         add_images([a for a in args[1:] if not a.startswith("-")])
     elif cmd in ("images", "ps", "run", "rm", "rmi", "load", "save", "tag", "logs", "stop", "exec", "network",
