@@ -84,9 +84,8 @@ def kernel() -> dict:
 
 
 def unit_name(arg: str) -> str:
-    return (
-        arg if re.search(r"\.(service|socket|target|timer|mount|path)$", arg) else arg + ".service"
-    )
+    suffixes = r"\.(service|socket|target|timer|mount|automount|path|swap|device|slice|scope)$"
+    return arg if re.search(suffixes, arg) else arg + ".service"
 
 
 def unit_file(name: str) -> Path | None:
@@ -158,6 +157,9 @@ def start_unit(name: str) -> None:
 
 def stop_unit(name: str) -> None:
     set_unit(name, active="inactive")
+    if name == "firewalld.service":
+        with core.edit("kernel") as k:
+            k.setdefault("firewall", {"ports": [], "permanent_ports": []})["running"] = False
     if name in SOCKETS:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(SOCKETS[name])
@@ -360,7 +362,7 @@ def systemctl(call: Call) -> int:
     if verb == "is-enabled":
         code = 0
         for n in names:
-            if not unit_file(n):
+            if not unit_file(n) and not unit_state(n)["masked"]:
                 core.err(f"Failed to get unit file state for {n}: No such file or directory")
                 code = 1
                 continue
