@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import socket
 import re
 import time
 import tomllib
@@ -150,9 +151,16 @@ def start_unit(name: str) -> None:
     active = loaded.pop("_active", "active")
     set_unit(name, active=active, since=time.time(), loaded=loaded, result="success")
     if name in SOCKETS and active == "active":
-        sock = Path(SOCKETS[name])
-        sock.parent.mkdir(parents=True, exist_ok=True)
-        sock.write_text("")
+        _bind_socket(Path(SOCKETS[name]))
+
+
+def _bind_socket(path: Path) -> None:
+    """Leave a real unix socket inode where the daemon would listen (`test -S` holds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
 
 
 def stop_unit(name: str) -> None:
