@@ -6,8 +6,8 @@ import contextlib
 import glob
 import json
 import os
-import socket
 import re
+import socket
 import time
 import tomllib
 from pathlib import Path
