@@ -45,7 +45,7 @@ def gimme(env: GimmeEnv, *args: str, check: bool = True) -> subprocess.Completed
 
 
 def _calls(bed: TestBed, vm_id: str) -> list[list[str]]:
-    return [c["argv"] for c in bed.pool.node(vm_id).calls()]
+    return [[c["tool"], *c["argv"]] for c in bed.pool.node(vm_id).calls()]
 
 
 def _index(calls: list[list[str]], predicate) -> int:
