@@ -242,9 +242,10 @@ class Matrix:
         """The first working candidate of each group, at most two."""
         found: list[str] = []
         for group in groups:
-            working = next((c for c in group if self._failure(c) is None), None)
-            if working is not None:
-                found.append(_describe(working, original))
+            described = (_describe(c, original) for c in group if self._failure(c) is None)
+            text = next((d for d in described if d not in found), None)
+            if text is not None:
+                found.append(text)
             if len(found) == 2:
                 break
         return " or ".join(found) if found else "none in the matrix"

@@ -120,7 +120,7 @@ def _selected(entry: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
     for key, wanted in entry.get("when", {}).items():
         if key not in context:
             raise KeyError(f"phases.yaml: unknown condition {key!r} for {entry['file']}")
-        if context[key] not in (wanted if isinstance(wanted, list) else [wanted]):
+        if context[key] != wanted:
             return False
     return True
 

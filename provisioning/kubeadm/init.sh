@@ -6,6 +6,10 @@ export KUBECONFIG=/etc/kubernetes/admin.conf
 if [ -f /etc/kubernetes/admin.conf ]; then
   log "control plane already initialised: kubeadm init skipped"
 else
+  if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then
+    log "an earlier kubeadm init stopped half way: kubeadm reset first"
+    kubeadm reset -f --cri-socket "$CRI_SOCKET" >&2
+  fi
   endpoint=$(host_port "$GIMME_CONTROL_PLANE_ADDRESS" "$API_SERVER_PORT")
   config=${KUBEADM_CONFIG//@NODE_NAME@/"$GIMME_NODE_NAME"}
   config=${config//@NODE_ADDRESS@/"$GIMME_NODE_ADDRESS"}

@@ -9,6 +9,10 @@
 if [ -f /etc/kubernetes/kubelet.conf ]; then
   log "node already joined: kubeadm join skipped"
 else
+  if [ -e /etc/kubernetes/pki/ca.crt ]; then
+    log "an earlier kubeadm join stopped half way: kubeadm reset first"
+    kubeadm reset -f --cri-socket "$CRI_SOCKET" >&2
+  fi
   config=${KUBEADM_CONFIG//@JOIN_ENDPOINT@/"$GIMME_JOIN_ENDPOINT"}
   config=${config//@JOIN_TOKEN@/"$GIMME_JOIN_TOKEN"}
   config=${config//@JOIN_CA_HASH@/"$GIMME_JOIN_CA_HASH"}
