@@ -273,7 +273,7 @@ class Matrix:
                     Combo(minor, cni=self.cni("multus")["default_primary"], multus=True)
                     if name == "multus"
                     else Combo(minor, cni=name),
-                    self._cni_label(name, minor),
+                    self.cni_label(name, minor),
                     profiles,
                 )
                 for name in CNIS
@@ -319,7 +319,8 @@ class Matrix:
             return f"{minor}.x from isv:cri-o v{minor}"
         return f"Docker Engine + cri-dockerd {release['cri_dockerd']}"
 
-    def _cni_label(self, name: str, minor: str) -> str | None:
+    def cni_label(self, name: str, minor: str) -> str | None:
+        """The CNI's pinned version at `minor`, e.g. "v3.28.5"."""
         release = self.cni_release(name, minor)
         return str(release["version"]) if release else None
 

@@ -127,9 +127,7 @@ def _selected(entry: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
 
 def _context(matrix: Matrix, spec: ClusterSpec, os: OsProfile, mirrors: Mirrors) -> dict[str, Any]:
     """The facts phases.yaml selects files by."""
-    containerd = (
-        matrix.runtime_release("containerd", spec.k8s) if spec.cri == "containerd" else None
-    )
+    containerd = matrix.runtime_release(spec.cri, spec.k8s) if spec.cri == "containerd" else None
     return {
         "family": os.family,
         "runtime": spec.cri,
@@ -226,7 +224,7 @@ def _settings(matrix: Matrix, spec: ClusterSpec, os: OsProfile, mirrors: Mirrors
             "KUBELET_SERVICE_URL": download("kubelet_service", **binaries),
             "KUBEADM_DROPIN_URL": download("kubeadm_dropin", **binaries),
         }
-    release = matrix.runtime_release(spec.cri, minor)
+    release = _pinned(matrix.runtime_release(spec.cri, minor))
     if spec.cri == "containerd":
         settings |= {
             "CONTAINERD_VERSION": str(release["version"]),
@@ -255,7 +253,7 @@ def _settings(matrix: Matrix, spec: ClusterSpec, os: OsProfile, mirrors: Mirrors
     cnis = [network] + (["multus"] if spec.cni == "multus" else [])
     daemonsets, deployments = [], []
     for name in cnis:
-        cni, cni_release = matrix.cni(name), matrix.cni_release(name, minor)
+        cni, cni_release = matrix.cni(name), _pinned(matrix.cni_release(name, minor))
         prefix = name.upper().replace("-", "_")
         settings[f"{prefix}_VERSION"] = str(cni_release["version"])
         daemonsets += cni["daemonsets"]
@@ -279,6 +277,13 @@ def _settings(matrix: Matrix, spec: ClusterSpec, os: OsProfile, mirrors: Mirrors
     settings["CNI_DAEMONSETS"] = " ".join(daemonsets)
     settings["CNI_DEPLOYMENTS"] = " ".join(deployments)
     return settings
+
+
+def _pinned(release: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A release the matrix check has guaranteed to exist."""
+    if release is None:
+        raise RuntimeError("the matrix check passed a combination without a pinned release")
+    return release
 
 
 def _helm_value(value: Any) -> str:
@@ -325,9 +330,9 @@ def _summary(matrix: Matrix, spec: ClusterSpec, os: OsProfile) -> str:
     minor = spec.k8s
     runtime = f"{spec.cri} ({matrix.runtime_label(spec.cri, minor)})"
     network = matrix.network_cni(spec)
-    cni = f"{network} {matrix.cni_release(network, minor)['version']}"
+    cni = f"{network} {matrix.cni_label(network, minor)}"
     if spec.cni == "multus":
-        cni = f"multus {matrix.cni_release('multus', minor)['version']} over {cni}"
+        cni = f"multus {matrix.cni_label('multus', minor)} over {cni}"
     patch = matrix.kubernetes(minor)["patch"]
     return f"Kubernetes {patch}, {runtime}, {cni}, {os.name}, {spec.nodes} nodes"
 
