@@ -4,6 +4,4 @@
 log "Antrea ${ANTREA_VERSION}, pod CIDR ${POD_CIDR}"
 manifest="$WORKDIR/antrea.yml"
 fetch "$ANTREA_MANIFEST_URL" "$manifest"
-localize_images "$manifest"
-kubectl apply -f "$manifest"
-rollout kube-system/antrea-agent daemonset
+apply_manifest "$manifest" kube-system/antrea-agent

@@ -10,9 +10,5 @@ sed -i \
   -e "s|#   value: \"192.168.0.0/16\"|  value: \"${POD_CIDR}\"|" \
   "$manifest"
 grep -q "value: \"${POD_CIDR}\"" "$manifest" || die "could not set CALICO_IPV4POOL_CIDR in ${CALICO_MANIFEST_URL}"
-localize_images "$manifest"
-# Calico's CRDs are too large for client-side apply's annotation: create them (once).
-if ! kubectl --namespace kube-system get daemonset calico-node >/dev/null 2>&1; then
-  kubectl create -f "$manifest"
-fi
-rollout kube-system/calico-node daemonset
+# Calico's CRDs are too large for client-side apply's annotation: create them.
+apply_manifest "$manifest" kube-system/calico-node create

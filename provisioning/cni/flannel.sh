@@ -6,6 +6,4 @@ manifest="$WORKDIR/kube-flannel.yml"
 fetch "$FLANNEL_MANIFEST_URL" "$manifest"
 sed -i "s|\"Network\": \"[0-9./]*\"|\"Network\": \"${POD_CIDR}\"|" "$manifest"
 grep -q "\"Network\": \"${POD_CIDR}\"" "$manifest" || die "could not set the Network in ${FLANNEL_MANIFEST_URL}"
-localize_images "$manifest"
-kubectl apply -f "$manifest"
-rollout kube-flannel/kube-flannel-ds daemonset
+apply_manifest "$manifest" kube-flannel/kube-flannel-ds

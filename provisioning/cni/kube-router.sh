@@ -7,6 +7,4 @@ manifest="$WORKDIR/kube-router.yaml"
 fetch "$KUBE_ROUTER_MANIFEST_URL" "$manifest"
 sed -i "s|image: docker.io/cloudnativelabs/kube-router\$|image: docker.io/cloudnativelabs/kube-router:${KUBE_ROUTER_VERSION}|" "$manifest"
 grep -q "kube-router:${KUBE_ROUTER_VERSION}" "$manifest" || die "could not pin the kube-router image in ${KUBE_ROUTER_MANIFEST_URL}"
-localize_images "$manifest"
-kubectl apply -f "$manifest"
-rollout kube-system/kube-router daemonset
+apply_manifest "$manifest" kube-system/kube-router

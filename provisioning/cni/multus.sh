@@ -10,6 +10,4 @@ sed -i \
   -e "s|memory: \"50Mi\"|memory: \"${MULTUS_MEMORY_LIMIT}\"|" \
   "$manifest"
 grep -q "multus-cni:${MULTUS_VERSION}-thick" "$manifest" || die "could not pin the Multus image in ${MULTUS_MANIFEST_URL}"
-localize_images "$manifest"
-kubectl apply -f "$manifest"
-rollout kube-system/kube-multus-ds daemonset
+apply_manifest "$manifest" kube-system/kube-multus-ds

@@ -4,6 +4,4 @@
 log "Weave Net ${WEAVE_VERSION}, pod CIDR ${POD_CIDR}"
 manifest="$WORKDIR/weave.yaml"
 fetch "$WEAVE_MANIFEST_URL" "$manifest"
-localize_images "$manifest"
-kubectl apply -f "$manifest"
-rollout kube-system/weave-net daemonset
+apply_manifest "$manifest" kube-system/weave-net

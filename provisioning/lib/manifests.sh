@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Image references in downloaded manifests, pointed at the image mirror when one is configured.
+# Downloaded CNI manifests: image references pointed at the image mirror, then applied.
 
 # localize_images_stream: copy stdin to stdout with every `image:` reference pointed at the image
 # mirror (IMAGE_MIRROR/REGISTRY/PATH); Docker Hub short names are made explicit first.
@@ -29,4 +29,18 @@ localize_images() {
   [ -n "$IMAGE_MIRROR" ] || return 0
   localize_images_stream <"$1" >"$1.localized"
   mv "$1.localized" "$1"
+}
+
+# apply_manifest FILE NAMESPACE/DAEMONSET [create]: apply FILE (or create it, once) and wait for
+# the DaemonSet to roll out.
+apply_manifest() {
+  localize_images "$1"
+  if [ "${3:-apply}" = create ]; then
+    if ! kubectl --namespace "${2%%/*}" get daemonset "${2#*/}" >/dev/null 2>&1; then
+      kubectl create -f "$1"
+    fi
+  else
+    kubectl apply -f "$1"
+  fi
+  rollout "$2" daemonset
 }
