@@ -149,9 +149,20 @@ def distro_packages(os_id: str, version_id: str, fam: str) -> dict[str, str]:
         if os_id == "debian" and key[1] == "11":
             pkgs.pop("software-properties-common", None)
         return pkgs
-    pkgs = dict(COMMON_RPM)
+    major = version_id.split(".")[0]
+    pkgs = {n: v.replace(".el9", f".el{major}") for n, v in COMMON_RPM.items()}
+    if os_id in ("fedora", "redos"):
+        pkgs = {
+            n: v.replace(".el9", ".fc41" if os_id == "fedora" else ".el7")
+            for n, v in COMMON_RPM.items()
+        }
     pkgs.update(DISTRO_RPM.get(os_id, {}))
     return pkgs
+
+
+# names dnf resolves through what a package provides
+RPM_PROVIDES = {"iptables": "iptables-nft", "ebtables": "iptables-ebtables", "conntrack": "conntrack-tools",
+}  # fmt: skip
 
 
 DISTRO_HOSTS = {

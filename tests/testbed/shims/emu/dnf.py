@@ -233,6 +233,8 @@ def _available(repos: list[dict], opts: dict) -> dict[str, list[tuple[str, str]]
 
 
 def _match(spec: str, avail: dict) -> tuple[str, list[tuple[str, str]]] | None:
+    if spec not in avail and catalog.RPM_PROVIDES.get(spec) in avail:
+        spec = catalog.RPM_PROVIDES[spec]
     for name in sorted(avail, key=len, reverse=True):
         if spec == name or fnmatch.fnmatch(name, spec):
             return name, avail[name]

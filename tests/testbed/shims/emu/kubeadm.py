@@ -641,7 +641,8 @@ def cmd_init(kv: str, args: list[str], call: Call) -> int:
         objects["apps|Deployment|kube-system|coredns"] = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", "namespace": "kube-system"},
             "spec": {"replicas": 2, "template": {"spec": {"tolerations": [
-                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}}, "_created": now}  # fmt: skip
+                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]}}}, "_created": now}  # fmt: skip
     if (
         "addon/kube-proxy" not in skip
         and "addon" not in skip
