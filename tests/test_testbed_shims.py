@@ -72,7 +72,9 @@ class Sandbox:
         for d in (self.root, self.upper, workdir / "work"):
             d.mkdir(parents=True)
         self.ip = ip
-        family = "rhel" if os_name.startswith(("rocky", "alma", "rhel", "fedora", "redos")) else "debian"
+        family = (
+            "rhel" if os_name.startswith(("rocky", "alma", "rhel", "fedora", "redos")) else "debian"
+        )
         r = shlex.quote(str(self.root))
         setup = textwrap.dedent(f"""\
             set -e
