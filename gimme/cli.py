@@ -49,7 +49,7 @@ def _root(ctx: typer.Context) -> None:
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:
     out.width = 250  # pipes get whole table cells, not ellipses
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Act on another user's cluster.")]
@@ -130,6 +130,14 @@ def _age(seconds: float) -> str:
     if seconds >= 60:
         return f"{sign}{seconds // 60}m"
     return f"{sign}{seconds}s"
+
+
+def _expiry(row: dict[str, Any], now: float) -> str:
+    if row["state"] == DELETED:
+        return "-"
+    if row["held_until"] and row["held_until"] > now:
+        return "held"
+    return _age(row["expires_in_s"])
 
 
 def _summary(r: ClusterRecord, now: float) -> dict[str, Any]:
@@ -244,7 +252,7 @@ def list_clusters(
             str(row["nodes"]),
             row["state"],
             _age(row["age_s"]),
-            "held" if row["held_until"] and row["held_until"] > now else _age(row["expires_in_s"]),
+            _expiry(row, now),
             row["comment"],
         )
     out.print(table)
