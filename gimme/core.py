@@ -365,7 +365,7 @@ class _Creation:
                 cloud_init=self._cloud_init(vm.name),
             )
             vm_ids[vm.name] = vm_id
-            self._save(lambda r, n=vm.name, i=vm_id: _set_vm(r, n, id=i))
+            self._save(_vm_update(vm.name, id=vm_id))
             engine.tag_vm(vm_id, GIMME_TAG)
             engine.tag_vm(vm_id, cluster_tag)
         futures = self._wait_boot(engine, vm_ids, pool)
@@ -408,7 +408,7 @@ class _Creation:
                     address = engine.vm_address(vm_id)
                     if address:
                         stage[name] = "addressed"
-                        self._save(lambda r, n=name, a=address: _set_vm(r, n, address=a))
+                        self._save(_vm_update(name, address=address))
                         futures.append(pool.submit(self._prepare, name, address))
                         continue
                 if time.monotonic() > deadline[name]:
@@ -491,9 +491,14 @@ class _Creation:
         self._run(self._control(), "control", "ready")
 
 
-def _set_vm(record: ClusterRecord, name: str, **values: str) -> ClusterRecord:
-    vms = [replace(vm, **values) if vm.name == name else vm for vm in record.vms]
-    return replace(record, vms=vms)
+def _vm_update(name: str, **values: str) -> Callable[[ClusterRecord], ClusterRecord]:
+    """A record change that sets fields of VM `name`."""
+
+    def change(record: ClusterRecord) -> ClusterRecord:
+        vms = [replace(vm, **values) if vm.name == name else vm for vm in record.vms]
+        return replace(record, vms=vms)
+
+    return change
 
 
 # -- delete / prolong / hold ------------------------------------------------------------------

@@ -95,7 +95,8 @@ def pick_address(devices: Iterable[Any]) -> str | None:
             if str(addr) in ("127.0.0.1", "::1"):
                 continue
             (v4 if addr.version == 4 else v6).append(str(addr))
-    return (v4 or v6 or [None])[0]
+    candidates = v4 or v6
+    return candidates[0] if candidates else None
 
 
 class Engine:
