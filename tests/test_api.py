@@ -32,6 +32,7 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
+from gimme.api import Tokens
 from gimme.errors import ConfigError
 from gimme.spec import CNIS, RUNTIMES, build_spec
 from gimme.store import CREATING, READY, ClusterRecord, Store, VmRecord
@@ -74,18 +75,18 @@ class Served:
     def store(self) -> Store:
         return Store(Path(self.environ["GIMME_STATE"]))
 
-    def client(self, user: str | None = "alice") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {TOKENS[user]}"} if user else {}
+    def client(self, user: str = "alice") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {TOKENS[user]}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def cluster_dir(self, cluster_id: str) -> Path:
         return self.home / ".local/share/gimme/clusters" / cluster_id
 
-    def gimme(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def gimme(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """The CLI, as a user of the same host and state file."""
         return subprocess.run(
             [sys.executable, "-m", "gimme", *args],
-            env=self.environ,
+            env=self.environ | env,
             capture_output=True,
             text=True,
             timeout=120,
@@ -204,7 +205,7 @@ def _insert(served: Served, owner: str, **extra: Any) -> str:
     return cluster_id
 
 
-def _wait(client: httpx.Client, cluster_id: str, done: set[str], timeout: float) -> dict:
+def _wait(client: httpx.Client, cluster_id: str, done: set[str], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         response = client.get(f"/v0/clusters/{cluster_id}")
@@ -286,8 +287,6 @@ def test_every_endpoint_needs_a_token(
 
 
 def test_tokens_file_rules(tmp_path: Path) -> None:
-    from gimme.api import Tokens
-
     path = _tokens_file(tmp_path / "tokens.yaml", TOKENS)
     tokens = Tokens.load(path)
     assert tokens.user(TOKENS["alice"]) == "alice" and tokens.user(TOKENS["bob"]) == "bob"
@@ -311,23 +310,19 @@ def test_tokens_file_rules(tmp_path: Path) -> None:
         assert "s3cret" not in str(caught.value)
 
 
-def test_serve_refuses_a_tokens_file_others_can_read(served: Served, tmp_path: Path) -> None:
+def test_serve_refuses_to_start_without_private_tokens(served: Served, tmp_path: Path) -> None:
     tokens = _tokens_file(tmp_path / "tokens.yaml", TOKENS)
     os.chmod(tokens, 0o644)
-    env = dict(served.environ, GIMME_API_TOKENS_FILE=str(tokens))
-    refused = subprocess.run(
-        [sys.executable, "-m", "gimme", "serve", "--port", str(_free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    port = str(_free_port())
+    refused = served.gimme("serve", "--port", port, GIMME_API_TOKENS_FILE=str(tokens))
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         f"gimme: error: {tokens} holds API token hashes but is readable by others "
         f"(mode 644); run: chmod 600 {tokens}"
     ]
+    refused = served.gimme("serve", "--port", port, GIMME_API_TOKENS_FILE="")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("gimme: error: gimme serve needs API tokens")
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -766,3 +761,20 @@ def test_bed_create_through_the_api_use_and_delete(bed: tuple[TestBed, Served]) 
     assert done["state"] == "deleted" and done["error"] is None
     assert not [vm for vm in testbed.engine.vms() if vm["name"] in names]
     assert not (served.cluster_dir(cluster_id) / "kubeconfig").exists()
+
+
+@needs_root
+@pytest.mark.timeout(600)
+def test_bed_delete_during_create_deletes_when_the_create_ends(
+    bed: tuple[TestBed, Served],
+) -> None:
+    testbed, served = bed
+    with served.client() as client:
+        response = client.post("/v0/clusters", params={"kubernetes_version": "1.30"})
+        assert response.status_code == 202, response.text
+        cluster_id = response.json()["id"]
+        response = client.delete(f"/v0/clusters/{cluster_id}")
+        assert response.status_code == 202 and response.json()["state"] == "creating"
+        done = _wait(client, cluster_id, {"deleted"}, timeout=400)
+    assert done["state"] == "deleted" and "total" in done["phases"], done  # made, then deleted
+    assert not [vm for vm in testbed.engine.vms() if vm["name"].startswith(f"gimme-{cluster_id}-")]
