@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from .core import Fail
+
 CNI_DAEMONSETS = {"calico-node": "calico", "kube-flannel-ds": "flannel", "weave-net": "weave", "cilium": "cilium",
                   "kube-router": "kube-router", "antrea-agent": "antrea"}  # fmt: skip
 NEEDS_POD_CIDR = {"flannel", "kube-router", "antrea"}
@@ -688,13 +690,12 @@ def serve(state: str, bind: str, port: int) -> None:
 # --- client ------------------------------------------------------------------
 
 
-class ApiError(Exception):
-    """A request failed; `message` is what kubectl would print."""
+class ApiError(Fail):
+    """A request failed; `message` is what kubectl would print, `status` the HTTP status if any."""
 
-    def __init__(self, message: str, code: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message, 1)
+        self.status = status
 
 
 class Client:

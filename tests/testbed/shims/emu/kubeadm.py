@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from . import catalog, core, fetch, kubeadm_config, pki, runtimes, system
-from .apiserver import ApiError, Client, jws
+from .apiserver import ApiError, Client, jws, rfc3339
 from .core import Call, Fail, out
 
 PKI = Path("/etc/kubernetes/pki")
@@ -652,6 +652,8 @@ def cmd_init(kv: str, args: list[str], call: Call) -> int:
             "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
             "spec": {"template": {"spec": {"hostNetwork": True, "tolerations": [{"operator": "Exists"}]}}},
             "_created": now, "_proxy_mode": proxyc.get("mode", "")}  # fmt: skip
+    for obj in objects.values():
+        obj["metadata"]["creationTimestamp"] = rfc3339(now)
     api_state = {"cluster": cluster, "nodes": {}, "objects": objects,
                  "tokens": {tok_id: {"secret": tok_secret, "expires": now + 86400, "usages": ["signing", "authentication"],
                                      "groups": ["system:bootstrappers:kubeadm:default-node-token"]}}}  # fmt: skip
@@ -674,9 +676,15 @@ def cmd_init(kv: str, args: list[str], call: Call) -> int:
         "[kubelet-check] The kubelet is healthy after 501.2ms\n[api-check] The API server is healthy after 1.5s"
     )
     client = Client.from_kubeconfig("/etc/kubernetes/admin.conf")
-    client.request("POST", "/gimme-testbed/join", {"name": name, "ip": ip, "kubelet_version": "v" + (core.tool_version("kubelet") or kv),
-                                                   "control_plane": True, "first": True, "cri_socket": cri, "runtime": runtimes.node_runtime(cri),
-                                                   "os": core.os_release().get("PRETTY_NAME", "")})  # fmt: skip
+    registration = {"name": name, "ip": ip, "kubelet_version": "v" + (core.tool_version("kubelet") or kv),
+                    "control_plane": True, "first": True, "cri_socket": cri, "runtime": runtimes.node_runtime(cri),
+                    "os": core.os_release().get("PRETTY_NAME", "")}  # fmt: skip
+    try:
+        client.request("POST", "/gimme-testbed/join", registration)
+    except ApiError as e:
+        reason = e.message.replace("Unable to connect to the server: ", "")
+        raise _phase_error("upload-config/kubeadm", "error uploading the kubeadm ClusterConfiguration: "
+                           f"unable to create ConfigMap: {reason}") from None  # fmt: skip
     cert_key = ""
     if is_true(fl, "upload-certs"):
         cert_key = (
