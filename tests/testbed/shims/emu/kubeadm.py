@@ -888,7 +888,7 @@ def _discover(endpoint: str, token: str, hashes: list[str], unsafe: bool) -> byt
     """Token discovery: fetch cluster-info insecurely, check the JWS and the CA pin."""
     tid, secret = token.split(".")
     insecure = Client(f"https://{endpoint}")
-    deadline = time.time() + 5
+    deadline = time.time() + 30  # real kubeadm keeps trying for its 5 min discovery timeout
     while True:
         try:
             cm = insecure.request(
