@@ -51,9 +51,12 @@ class TestBed:
         delays: Delays | None = None,
         sshd_delay: float = 0.0,
         tls: bool = True,
+        command_latency: dict[str, float] | None = None,
     ) -> None:
         self.workdir = workdir
-        self.pool = NodePool(workdir / "nodes", sshd_delay=sshd_delay)
+        self.pool = NodePool(
+            workdir / "nodes", sshd_delay=sshd_delay, command_latency=command_latency
+        )
         self.engine = FakeEngine(
             workdir / "engine", tls=tls, node_pool=self.pool, delay_scale=delay_scale, delays=delays
         )

@@ -34,6 +34,7 @@ from pathlib import Path
 SHIMS = Path(__file__).resolve().parent / "shims"
 NODE_SHIMS = "/opt/gimme-testbed/shims"
 CALLS_LOG = "/var/log/gimme-testbed/calls.jsonl"
+LATENCY_CONFIG = "/etc/gimme-testbed/latency.json"  # read by shims/emu/latency.py
 CLOUD_DIR = "/var/lib/cloud/instance"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -176,10 +177,12 @@ class NodePool:
         subnet: str = "127.0.10",
         sshd_delay: float = 0.0,
         python: str | None = None,
+        command_latency: dict[str, float] | None = None,
     ) -> None:
         """``python`` runs the node's init and its shims, also as the cloud-init user, so it
         defaults to the system's /usr/bin/python3 (a venv under /root is unreadable to
-        that user), else to this interpreter."""
+        that user), else to this interpreter. ``command_latency`` (rule -> seconds, see
+        shims/emu/latency.py) makes the shims of nodes booted from now on take that long."""
         octets = subnet.split(".")
         if len(octets) != 3 or octets[0] != "127" or not all(o.isdigit() for o in octets):
             raise ValueError(f"subnet must be 127.X.Y (loopback only), not {subnet!r}")
@@ -190,6 +193,7 @@ class NodePool:
             )
         self.subnet = subnet
         self.sshd_delay = sshd_delay
+        self.command_latency = dict(command_latency or {})
         system_python = "/usr/bin/python3"
         self.python = python or (system_python if Path(system_python).exists() else sys.executable)
         self._created_workdir = not self.workdir.exists()
@@ -255,6 +259,7 @@ class NodePool:
                 "custom_script": custom_script,
                 "python": self.python,
                 "sshd_delay": self.sshd_delay,
+                "command_latency": self.command_latency,
             }
             (node.dir / "boot.json").write_text(json.dumps(config, indent=2))
             node._ctl, child = socket.socketpair()
@@ -553,7 +558,8 @@ def _first_boot(cfg: dict) -> None:
 
 
 def _every_boot(cfg: dict) -> None:
-    """Per-boot setup: hostname, /etc/hosts and sshd_config for this boot's address."""
+    """Per-boot setup: hostname, /etc/hosts and sshd_config for this boot's address, and
+    the pool's command latency."""
     hostname, address = cfg["hostname"], cfg["address"]
     socket.sethostname(hostname)
     Path("/etc/hostname").write_text(hostname + "\n")
@@ -571,6 +577,12 @@ def _every_boot(cfg: dict) -> None:
         "UsePAM no\n"
         "Subsystem sftp internal-sftp\n"
     )
+    latency = Path(LATENCY_CONFIG)
+    if cfg.get("command_latency"):
+        latency.parent.mkdir(parents=True, exist_ok=True)
+        latency.write_text(json.dumps(cfg["command_latency"]))
+    else:
+        latency.unlink(missing_ok=True)
     Path("/run/sshd").mkdir(mode=0o755)
     Path("/run/lock").mkdir()
     Path("/run/lock").chmod(0o1777)

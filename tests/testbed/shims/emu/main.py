@@ -6,6 +6,7 @@ import importlib
 import sys
 import traceback
 
+from . import latency
 from .core import Call, Fail
 
 # tool name -> module in this package that has `main(call) -> int`
@@ -61,5 +62,6 @@ def run(tool: str, version: str | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
+    latency.hold(tool, call.args)
     call.record(code)
     sys.exit(code)

@@ -1,0 +1,96 @@
+"""What the benchmark (tests/bench.py) relies on, checked fast: no timings asserted.
+
+The command latency hook of the test bed's shims, and the light CLI paths the bench times
+(`--help`, `list`, `kubeconfig`: no ovirtsdk4 or paramiko, one read of the state file).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gimme.store import READY, ClusterRecord, Store, VmRecord
+from tests.testbed.nodes import NODE_ENV, NodePool
+from tests.testbed.shims.emu.latency import seconds_for
+
+UBUNTU = {"NAME": "Ubuntu", "ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "22.04"}
+
+
+def test_latency_rules_pick_the_most_specific_match() -> None:
+    rules = {"apt-get": 1.0, "apt-get install": 4.0, "kubectl rollout status": 2.0, "*": 0.25}
+    assert seconds_for(rules, "apt-get", ["install", "-y", "-q", "curl"]) == 4.0
+    assert seconds_for(rules, "apt-get", ["update", "-q"]) == 1.0
+    assert seconds_for(rules, "kubectl", ["-n", "kube-system", "rollout", "status", "x"]) == 2.0
+    assert seconds_for(rules, "kubectl", ["status", "rollout"]) == 0.25  # words keep their order
+    assert seconds_for(rules, "modprobe", ["overlay"]) == 0.25
+    assert seconds_for({"curl": 1.0}, "modprobe", ["overlay"]) == 0.0
+
+
+@pytest.mark.nodes
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated nodes need root")
+def test_a_shimmed_command_takes_at_least_its_configured_latency(tmp_path: Path) -> None:
+    latency = {"swapoff": 1.5, "*": 0.6}
+    with NodePool(tmp_path / "nodes", subnet="127.0.19", command_latency=latency) as pool:
+        pool.start_node("lat", hostname="lat", user="ubuntu", authorized_keys="", os_release=UBUNTU)
+        pid = str(pool.node("lat").init_pid)
+
+        def took(*argv: str) -> float:
+            started = time.monotonic()
+            enter = ["nsenter", "--target", pid, "--mount", "--pid", "--root", "--wd"]
+            subprocess.run([*enter, *argv], env=NODE_ENV, check=True, capture_output=True)
+            return time.monotonic() - started
+
+        assert took("/usr/sbin/swapoff", "-a") >= 1.5
+        assert took("/usr/bin/hostname") >= 0.6
+        calls = pool.node("lat").calls()
+    assert [c["tool"] for c in calls] == ["swapoff", "hostname"]  # still recorded, once each
+
+
+PROBE = """
+import sys
+state = sys.argv[1]
+opens = []
+sys.addaudithook(lambda event, args: event == "open" and str(args[0]) == state and opens.append(1))
+from gimme.cli import main
+code = main(sys.argv[2:])
+heavy = [m for m in ("ovirtsdk4", "paramiko", "pycurl") if m in sys.modules]
+print("probe", code, heavy, len(opens), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["list", "--json"], ["kubeconfig"]])
+def test_light_commands_skip_the_sdk_and_read_the_state_once(
+    gimme_home: Path, argv: list[str]
+) -> None:
+    state = Path(os.environ["GIMME_STATE"])
+    now = time.time()
+    record = ClusterRecord(
+        id="abcd1234",
+        owner="alice",
+        owner_uid=os.getuid(),
+        state=READY,
+        foundation="ovirt-rack-1-ubuntu-22.04",
+        engine="rack-1",
+        spec={"k8s": "1.30", "cri": "containerd", "cni": "calico", "nodes": 2},
+        created_at=now,
+        expires_at=now + 3600,
+        heartbeat_at=now,
+        vms=[VmRecord(name="gimme-abcd1234-1", id="vm-1", address="192.0.2.10")],
+    )
+    Store(state).insert(record)
+    cdir = gimme_home / ".local/share/gimme/clusters/abcd1234"
+    cdir.mkdir(parents=True)
+    (cdir / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    if argv == ["kubeconfig"]:
+        argv = ["kubeconfig", "abcd1234"]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(state), *argv], capture_output=True, text=True
+    )
+    probe = result.stderr.strip().splitlines()[-1]
+    reads = 0 if argv == ["--help"] else 1
+    assert probe == f"probe 0 [] {reads}", result.stderr
