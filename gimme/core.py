@@ -13,9 +13,11 @@ import re
 import secrets
 import socket
 import string
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -145,6 +147,38 @@ def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@contextmanager
+def _heartbeat(ctx: Context, cluster_id: str) -> Iterator[None]:
+    """Refresh the record's heartbeat while this process creates or deletes it.
+
+    reap takes a creating or deleting record whose heartbeat is older than reap_grace for
+    abandoned; a long step or a slow VM removal must not look like a dead process.
+    """
+    worker = _worker()
+    interval = min(30.0, max(0.1, ctx.settings.reap_grace / 4))
+    stop = threading.Event()
+
+    def beat(r: ClusterRecord) -> ClusterRecord | None:
+        if r.worker != worker or r.state not in (CREATING, DELETING):
+            return None  # no longer ours (reaped, finished or failed)
+        return replace(r, heartbeat_at=time.time())
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                ctx.store.update(cluster_id, beat)
+            except GimmeError:
+                pass  # a busy state file: the next beat tries again
+
+    thread = threading.Thread(target=run, name=f"heartbeat-{cluster_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _description(record: ClusterRecord) -> str:
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.expires_at))
     return f"gimme cluster={record.id} owner={record.owner} expires={expires}"
@@ -245,7 +279,8 @@ def build_cluster(
     try:
         plan = make_plan(ctx, ClusterSpec(**record.spec))
         public_key = " ".join((cdir / "id_ed25519.pub").read_text().split()[:2])
-        return _Creation(ctx, plan, record, public_key, log).run()
+        with _heartbeat(ctx, record.id):
+            return _Creation(ctx, plan, record, public_key, log).run()
     except BaseException as exc:
         _fail(ctx, record.id, exc, keep=keep_on_failure)
         raise
@@ -528,9 +563,12 @@ def _destroy(ctx: Context, record: ClusterRecord) -> ClusterRecord:
     from gimme.engine import Engine
 
     ctx.reporter.phase("delete")
-    with Engine(
-        ctx.settings.engine(record.engine), call_timeout=ctx.settings.timeouts.engine_call
-    ) as engine:
+    with (
+        _heartbeat(ctx, record.id),
+        Engine(
+            ctx.settings.engine(record.engine), call_timeout=ctx.settings.timeouts.engine_call
+        ) as engine,
+    ):
         targets = {vm.id: vm.name for vm in record.vms if vm.id}
         for vm in record.vms:
             if not vm.id:
