@@ -414,7 +414,6 @@ class _Creation:
         t = self.timeouts
         deadline = {name: now + t.vm_create for name in vm_ids}
         stage = dict.fromkeys(vm_ids, "cloning")
-        left_down: set[str] = set()
         futures: list[Future[None]] = []
         interval = 0.2
         while any(s != "addressed" for s in stage.values()):
@@ -435,9 +434,9 @@ class _Creation:
                     stage[name] = "up"
                     deadline[name] = time.monotonic() + t.vm_ip
                     self.ctx.reporter.node(name, "waiting for IP")
-                elif status != "down" and stage[name] == "starting":
-                    left_down.add(name)
-                elif status == "down" and (stage[name] == "up" or name in left_down):
+                elif status == "down" and stage[name] in ("starting", "up"):
+                    # The engine took the start, so the VM left `down`: it crashed or stopped,
+                    # however briefly it was up between two polls.
                     raise EngineError(f"VM {name} went down while booting (crashed or stopped)")
                 if stage[name] == "up" and status == "up":
                     address = engine.vm_address(vm_id)
