@@ -525,6 +525,14 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _interrupted() -> int:
+    err.print(
+        "gimme: interrupted; `gimme list` shows what is left, `gimme reap` cleans up",
+        markup=False,
+    )
+    return ExitCode.INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, exit codes from gimme.errors.ExitCode."""
     try:
@@ -538,15 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
-        err.print(
-            "gimme: interrupted; `gimme list` shows what is left, `gimme reap` cleans up",
-            markup=False,
-        )
-        return ExitCode.INTERRUPTED
+        return _interrupted()
     except GimmeError as exc:
         _error(str(exc) or type(exc).__name__)
         return exc.exit_code
-    # With standalone_mode off, --help and no-args-is-help come back as exit codes.
+    # With standalone_mode off, --help and no-args-is-help come back as exit codes, and so
+    # does Ctrl-C: typer turns KeyboardInterrupt into exit code 130.
+    if result == ExitCode.INTERRUPTED:
+        return _interrupted()
     return result if isinstance(result, int) else ExitCode.OK
 
 
