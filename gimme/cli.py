@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -158,6 +159,22 @@ def _summary(r: ClusterRecord, now: float) -> dict[str, Any]:
     }
 
 
+def _print_columns(header: list[str], rows: list[list[str]]) -> None:
+    """Columns two spaces apart, header in bold on a terminal; plain text, never markup.
+
+    Linear in the rows: rich's Table takes about 2 ms a row, half a minute for 10,000.
+    """
+    widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        padded = (c + " " * (w - cell_len(c)) for c, w in zip(cells, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    out.print(line(header), style="bold", markup=False)
+    out.file.write("".join(line(cells) + "\n" for cells in rows))
+    out.file.flush()
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -227,11 +244,10 @@ def list_clusters(
     records = [r for r in _context().store.records() if all_ or r.state != DELETED]
     records.sort(key=lambda r: r.created_at)
     rows = [_summary(r, now) for r in records]
-    if as_json:
-        out.print_json(json.dumps(rows))
+    if as_json:  # what print_json prints, without its re-parse and highlighting (slow at 10,000)
+        out.file.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in (
+    header = [
         "ID",
         "OWNER",
         "FOUNDATION",
@@ -241,10 +257,9 @@ def list_clusters(
         "AGE",
         "EXPIRES IN",
         "COMMENT",
-    ):
-        table.add_column(column, no_wrap=column != "COMMENT")
-    for row in rows:
-        table.add_row(
+    ]
+    cells = [
+        [
             row["id"],
             row["owner"],
             row["foundation"],
@@ -254,8 +269,10 @@ def list_clusters(
             _age(row["age_s"]),
             _expiry(row, now),
             row["comment"],
-        )
-    out.print(table)
+        ]
+        for row in rows
+    ]
+    _print_columns(header, cells)
 
 
 @app.command()

@@ -94,3 +94,47 @@ def test_light_commands_skip_the_sdk_and_read_the_state_once(
     probe = result.stderr.strip().splitlines()[-1]
     reads = 0 if argv == ["--help"] else 1
     assert probe == f"probe 0 [] {reads}", result.stderr
+
+
+def test_list_prints_plain_aligned_columns(gimme_home: Path, capsys: pytest.CaptureFixture) -> None:
+    """The linear-time table: aligned columns, cells verbatim (no rich markup), JSON as before."""
+    import json
+
+    from gimme.cli import main
+
+    now = time.time()
+    store = Store(Path(os.environ["GIMME_STATE"]))
+    for n, comment in enumerate(["[bold]not markup[/]", "ünïcode"]):
+        store.insert(
+            ClusterRecord(
+                id=f"abcd123{n}",
+                owner="alice" if n else "bob-the-builder",
+                owner_uid=1,
+                state=READY,
+                foundation="f",
+                engine="rack-1",
+                spec={
+                    "k8s": "1.30",
+                    "cri": "containerd",
+                    "cni": "calico",
+                    "nodes": 2 + n,
+                    "comment": comment,
+                },
+                created_at=now + n,
+                expires_at=now + 3600,
+                heartbeat_at=now,
+            )
+        )
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "ID", "OWNER", "FOUNDATION", "K8S/CRI/CNI", "NODES", "STATE", "AGE", "EXPIRES", "IN",
+        "COMMENT",
+    ]  # fmt: skip
+    assert lines[1].endswith("[bold]not markup[/]") and lines[2].endswith("ünïcode")
+    assert {line.index("FOUNDATION") for line in lines[:1]} == {
+        line.index(" f ") + 1 for line in lines[1:]
+    }
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["comment"] for r in rows] == ["[bold]not markup[/]", "ünïcode"]
