@@ -15,7 +15,7 @@ import socket
 import string
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -696,12 +696,9 @@ def _reap(ctx: Context, *, dry_run: bool) -> ReapReport:
         return r.expired(now)
 
     if dry_run:
-        report.planned = [
-            f"delete cluster {r.id} ({r.owner}, {r.state})" for r in ctx.store.records() if due(r)
-        ]
-        report.planned += [
-            f"delete orphan VM {name}" for name in _orphans(ctx, now, grace, dry_run=True)
-        ]
+        doomed = [r for r in ctx.store.records() if due(r)]
+        report.planned = [f"delete cluster {r.id} ({r.owner}, {r.state})" for r in doomed]
+        _orphans(ctx, now, grace, dry_run=True, report=report, skip={r.id for r in doomed})
         return report
     claimed = ctx.store.claim(
         due, lambda r: replace(r, state=DELETING, worker=_worker(), heartbeat_at=time.time())
@@ -721,9 +718,19 @@ def _reap(ctx: Context, *, dry_run: bool) -> ReapReport:
 
 
 def _orphans(
-    ctx: Context, now: float, grace: int, *, dry_run: bool, report: ReapReport | None = None
+    ctx: Context,
+    now: float,
+    grace: int,
+    *,
+    dry_run: bool,
+    report: ReapReport,
+    skip: Iterable[str] = (),
 ) -> list[str]:
-    """Delete tagged gimme VMs with no live record (past the grace period); mark records whose VMs are gone."""
+    """Delete tagged gimme VMs with no live record (past the grace period); mark records whose VMs are gone.
+
+    A dry run adds what it would do to `report.planned`, leaving out the VMs of the clusters
+    in `skip` (their deletion is planned already).
+    """
     from gimme.engine import Engine
 
     records = {r.id: r for r in ctx.store.records()}
@@ -733,20 +740,30 @@ def _orphans(
         try:
             with Engine(settings, call_timeout=ctx.settings.timeouts.engine_call) as engine:
                 vms = engine.list_vms(f"tag={GIMME_TAG}")
-                orphans = {vm.id: vm.name for vm in vms if _orphaned(vm, records, now, grace)}
+                planned = tuple(f"gimme-{cluster_id}-" for cluster_id in skip)
+                orphans = {
+                    vm.id: vm.name
+                    for vm in vms
+                    if _orphaned(vm, records, now, grace) and not vm.name.startswith(planned)
+                }
                 found += sorted(orphans.values())
-                if dry_run or report is None:
+                present = {vm.id for vm in vms}
+                if dry_run:
+                    report.planned += [f"delete orphan VM {n}" for n in sorted(orphans.values())]
+                    report.planned += [
+                        f"mark cluster {r.id} deleted (its VMs vanished)"
+                        for r in _vanished_records(engine_name, present, records)
+                    ]
                     continue
                 for name in orphans.values():
                     ctx.reporter.info(f"deleting orphan VM {name}")
                 deadline = time.monotonic() + ctx.settings.timeouts.vm_delete
                 failed = engine.delete_vms(orphans, deadline=deadline) if orphans else {}
                 report.failed.update({orphans[i]: why for i, why in failed.items()})
-                _vanished(ctx, engine_name, {vm.id for vm in vms}, records, report)
+                _vanished(ctx, engine_name, present, records, report)
         except GimmeError as exc:
             ctx.reporter.info(f"engine {engine_name}: orphan sweep skipped: {exc}")
-            if report is not None:
-                report.failed[f"engine {engine_name}"] = str(exc)
+            report.failed[f"engine {engine_name}"] = str(exc)
     return found
 
 
@@ -760,6 +777,19 @@ def _orphaned(vm: VmInfo, records: dict[str, ClusterRecord], now: float, grace: 
     return vm.created is None or vm.created.timestamp() <= now - grace
 
 
+def _vanished_records(
+    engine_name: str, present: set[str], records: dict[str, ClusterRecord]
+) -> list[ClusterRecord]:
+    """Ready/failed records of this engine none of whose VMs exists on it any more."""
+    vanished = []
+    for record in records.values():
+        ids = {vm.id for vm in record.vms if vm.id}
+        mine = record.engine == engine_name and record.state in (READY, FAILED)
+        if mine and ids and not ids & present:
+            vanished.append(record)
+    return vanished
+
+
 def _vanished(
     ctx: Context,
     engine_name: str,
@@ -768,15 +798,7 @@ def _vanished(
     report: ReapReport,
 ) -> None:
     """Mark ready/failed records deleted when none of their VMs exists on their engine any more."""
-    for record in records.values():
-        ids = {vm.id for vm in record.vms if vm.id}
-        if (
-            record.engine != engine_name
-            or record.state not in (READY, FAILED)
-            or not ids
-            or ids & present
-        ):
-            continue
+    for record in _vanished_records(engine_name, present, records):
 
         def gone(r: ClusterRecord) -> ClusterRecord | None:
             if r.state not in (READY, FAILED):
