@@ -774,6 +774,9 @@ def _orphaned(vm: VmInfo, records: dict[str, ClusterRecord], now: float, grace: 
     record = records.get(match.group(1))
     if record is not None and record.state in LIVE_STATES and not record.expired(now):
         return False
+    if record is not None and record.state in (CREATING, DELETING):
+        if not _abandoned(record, now, grace):
+            return False  # its create or delete still runs, even past the expiry
     return vm.created is None or vm.created.timestamp() <= now - grace
 
 
