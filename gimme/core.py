@@ -700,16 +700,22 @@ def _reap(ctx: Context, *, dry_run: bool) -> ReapReport:
         report.planned = [f"delete cluster {r.id} ({r.owner}, {r.state})" for r in doomed]
         _orphans(ctx, now, grace, dry_run=True, report=report, skip={r.id for r in doomed})
         return report
-    claimed = ctx.store.claim(
-        due, lambda r: replace(r, state=DELETING, worker=_worker(), heartbeat_at=time.time())
-    )
+    why: dict[str, str] = {}
+
+    def take(r: ClusterRecord) -> ClusterRecord:
+        expired = r.state in (READY, FAILED)
+        why[r.id] = "expired" if expired else "abandoned"
+        error = r.error if expired else r.error or f"{r.state} abandoned by {r.worker}"
+        return replace(r, state=DELETING, worker=_worker(), heartbeat_at=time.time(), error=error)
+
+    claimed = ctx.store.claim(due, take)
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = {r.id: pool.submit(_destroy, ctx, r) for r in claimed}
         for cluster_id, future in results.items():
             try:
                 future.result()
                 report.deleted.append(cluster_id)
-                ctx.reporter.info(f"deleted expired cluster {cluster_id}")
+                ctx.reporter.info(f"deleted {why[cluster_id]} cluster {cluster_id}")
             except GimmeError as exc:
                 report.failed[cluster_id] = str(exc)
                 ctx.reporter.info(f"failed to delete cluster {cluster_id}: {exc}")
