@@ -1,0 +1,548 @@
+"""Reliability on the test bed: crashes, reap, engine faults, SSH, secrets.
+
+Every test drives the real `gimme` CLI (a subprocess) or gimme's core against the fake
+engine and emulated nodes. One test bed and one shared state file serve the module; a
+reap sees every VM on the engine, so each test removes what it made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.testbed.bed import GimmeEnv, TestBed
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="emulated nodes need root")
+
+LIVE = ("creating", "ready", "failed", "deleting")
+GRACE = 1  # GIMME_REAP_GRACE for tests that want abandoned creates found quickly
+KEEP: set[str] = set()  # clusters that module fixtures share between tests
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
+    with TestBed(tmp_path_factory.mktemp("bed"), delay_scale=0.02) as bed:
+        yield bed
+
+
+@pytest.fixture(scope="module")
+def env(bed: TestBed, tmp_path_factory: pytest.TempPathFactory) -> GimmeEnv:
+    return bed.gimme_env(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(autouse=True)
+def _clean(bed: TestBed) -> Iterator[None]:
+    """Each test starts with an empty request log and leaves no VM behind for the next."""
+    bed.engine.clear_log()
+    yield
+    _purge(bed, keep=KEEP)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def gimme(
+    env: GimmeEnv, *args: str, extra: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "gimme", *args],
+        env=env.environ() | (extra or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gimme {args} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def spawn(env: GimmeEnv, *args: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gimme", *args],
+        env=env.environ() | (extra or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def records(env: GimmeEnv) -> dict[str, dict[str, Any]]:
+    """The state file's records by id, read the way any reader may (no lock: renames are atomic)."""
+    try:
+        data = json.loads(env.state.read_text())
+    except FileNotFoundError:
+        return {}
+    return {doc["id"]: doc for doc in data.get("clusters", {}).values()}
+
+
+def wait_for(
+    what: str, predicate: Callable[[], Any], timeout: float = 60, poll: float = 0.01
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)
+    return value
+
+
+def new_record(env: GimmeEnv, before: set[str]) -> dict[str, Any] | None:
+    fresh = [r for i, r in records(env).items() if i not in before]
+    return fresh[0] if fresh else None
+
+
+def cluster_vms(bed: TestBed, cluster_id: str) -> list[dict[str, Any]]:
+    return [vm for vm in bed.engine.vms() if vm["name"].startswith(f"gimme-{cluster_id}-")]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("gimme: error:")]
+
+
+def _purge(bed: TestBed, keep: set[str]) -> None:
+    """Remove every VM but those of clusters in `keep` through the SDK (not through gimme),
+    so one failure does not cascade."""
+    connection = bed.engine.connection()
+    kept = tuple(f"gimme-{cluster_id}-" for cluster_id in keep)
+    try:
+        service = connection.system_service().vms_service()
+        deadline = time.monotonic() + 30
+        while vms := [vm for vm in service.list() if not vm.name.startswith(kept)]:
+            assert time.monotonic() < deadline, f"cannot purge {[v.name for v in vms]}"
+            for vm in vms:
+                one = service.vm_service(vm.id)
+                try:
+                    if vm.status.value == "down":
+                        one.remove()
+                    elif vm.status.value not in ("image_locked", "powering_down"):
+                        one.stop()
+                except Exception:  # noqa: BLE001 - busy or gone: the next round sees it
+                    pass
+            time.sleep(0.1)
+    finally:
+        connection.close()
+
+
+# -- crash safety ------------------------------------------------------------------------------
+
+
+def _started(bed: TestBed, kind: str) -> bool:
+    return any(r["kind"] == kind for r in bed.engine.requests())
+
+
+def _node_busy(bed: TestBed, record: dict[str, Any]) -> bool:
+    """A node of the record runs its first step (its shims have recorded calls)."""
+    for vm in record["vms"]:
+        if vm["id"] and vm["address"]:
+            try:
+                if bed.pool.node(vm["id"]).calls():
+                    return True
+            except KeyError:
+                pass
+    return False
+
+
+# phase -> (is the create in it now?, given the engine and the record)
+KILL_POINTS: dict[str, Callable[[TestBed, dict[str, Any]], bool]] = {
+    "cloning": lambda bed, r: _started(bed, "add_vm"),
+    "booting": lambda bed, r: _started(bed, "start") and not any(v["address"] for v in r["vms"]),
+    "prepare": lambda bed, r: _node_busy(bed, r) and "prepare" not in r["phases"],
+    "init": lambda bed, r: "prepare" in r["phases"] and "init" not in r["phases"],
+    "join+cni": lambda bed, r: "init" in r["phases"] and "join+cni" not in r["phases"],
+    "ready": lambda bed, r: "join+cni" in r["phases"] and "ready" not in r["phases"],
+}
+
+
+@pytest.mark.parametrize("phase", list(KILL_POINTS))
+def test_sigkill_at_each_phase_then_reap_leaves_nothing(
+    bed: TestBed, env: GimmeEnv, phase: str
+) -> None:
+    """A create killed with SIGKILL in `phase` leaves a record that reap finds and cleans up."""
+    grace = {"GIMME_REAP_GRACE": str(GRACE)}
+    before = set(records(env))
+    create = spawn(env, "create", "--k8s", "1.30", "--nodes", "2", extra=grace)
+    try:
+        record = wait_for("the creating record", lambda: new_record(env, before), timeout=30)
+        cluster_id = record["id"]
+        wait_for(
+            f"phase {phase}",
+            lambda: (
+                create.poll() is None
+                and (r := records(env).get(cluster_id))
+                and KILL_POINTS[phase](bed, r)
+            ),
+            timeout=60,
+        )
+        os.kill(create.pid, signal.SIGKILL)
+    finally:
+        create.kill()
+        create.communicate()
+    killed = records(env)[cluster_id]
+    assert killed["state"] == "creating", killed
+    assert killed["worker"]
+    with_vms = [vm for vm in cluster_vms(bed, cluster_id)]
+    assert with_vms, "the create was killed before any VM existed"
+    node_ids = [vm["id"] for vm in killed["vms"] if vm["id"] and vm["address"]]
+
+    # Heartbeats stopped with the process: after the grace period the record is abandoned.
+    wait_for(
+        "an abandoned record",
+        lambda: time.time() - records(env)[cluster_id]["heartbeat_at"] > GRACE + 0.2,
+        poll=0.1,
+    )
+    reap = gimme(env, "reap", extra=grace)
+    left_vms = cluster_vms(bed, cluster_id)
+    after = records(env)[cluster_id]
+    print(
+        f"\nSIGKILL in {phase}: {len(with_vms)} VM(s) at kill, "
+        f"{len(left_vms)} VM(s) and {int(after['state'] in LIVE)} live record(s) after reap"
+    )
+    assert left_vms == []
+    assert after["state"] == "deleted"
+    assert [r for r in records(env).values() if r["state"] in LIVE] == []
+    assert f"deleted abandoned cluster {cluster_id}" in reap.stderr, reap.stderr
+    assert after["error"] == f"creating abandoned by {killed['worker']}"
+    for vm_id in node_ids:
+        assert not bed.pool.node(vm_id).running()
+
+
+# -- a create that survives transient faults while reap runs next to it --------------------------
+
+SURVIVABLE = {  # fault kind -> the request kind it hits (none of them is one reap makes)
+    "http_500": "add_vm",
+    "http_503": "start",
+    "drop": "get_vm",
+    "slow": "reported_devices",
+}
+CALL_TIMEOUT, SLOW = 2, 4  # engine call deadline; a `slow` reply takes longer than that
+SSHD_DELAY = 1.5
+
+
+@pytest.fixture(scope="module")
+def survivor(bed: TestBed, env: GimmeEnv) -> Iterator[dict[str, Any]]:
+    """One 2-node create under every survivable engine fault, an expired token, a late
+    sshd, and `gimme reap` (grace 1 s) running in a loop until the create ends."""
+    bed.engine.clear_log()
+    for kind, request_kind in SURVIVABLE.items():
+        params = {"seconds": SLOW} if kind == "slow" else {}
+        bed.engine.inject(kind, match=request_kind, **params)
+    extra = {"GIMME_REAP_GRACE": str(GRACE), "GIMME_TIMEOUT_ENGINE_CALL": str(CALL_TIMEOUT)}
+    before = set(records(env))
+    bed.pool.sshd_delay = SSHD_DELAY
+    started = time.monotonic()
+    try:
+        create = spawn(env, "create", "--k8s", "1.30", "--nodes", "2", extra=extra)
+        reaps: list[subprocess.CompletedProcess[str]] = []
+        expired = False
+        while create.poll() is None:
+            record = new_record(env, before)
+            if not expired and record and any(vm["id"] for vm in record["vms"]):
+                bed.engine.expire_tokens()  # the create's token dies while its VMs boot
+                expired = True
+            reaps.append(gimme(env, "reap", extra=extra, check=False))
+        stdout, stderr = create.communicate()
+    finally:
+        bed.pool.sshd_delay = 0.0
+    KEEP.add(stdout.strip())
+    data = {
+        "create": subprocess.CompletedProcess(create.args, create.returncode, stdout, stderr),
+        "seconds": time.monotonic() - started,
+        "id": stdout.strip(),
+        "reaps": reaps,
+        "requests": bed.engine.requests(),
+        "expired": expired,
+    }
+    yield data
+    KEEP.discard(data["id"])
+    if data["id"]:
+        gimme(env, "delete", data["id"], check=False)
+
+
+def test_create_survives_transient_engine_faults(survivor: dict[str, Any], env: GimmeEnv) -> None:
+    """5xx, a dropped connection, a reply slower than the call deadline and an expired
+    token are retried (or re-logged in) and the cluster still becomes ready."""
+    create = survivor["create"]
+    assert create.returncode == 0, create.stderr
+    assert records(env)[survivor["id"]]["state"] == "ready"
+    requests = survivor["requests"]
+    by_kind = {kind: [r for r in requests if r["kind"] == kind] for kind in SURVIVABLE.values()}
+    assert by_kind["add_vm"][0]["status"] == 500 and by_kind["add_vm"][1]["status"] == 202
+    assert by_kind["start"][0]["status"] == 503
+    assert any(r["status"] == 200 for r in by_kind["start"])
+    assert by_kind["get_vm"][0]["status"] is None  # dropped, then asked again
+    assert any(r["status"] == 200 for r in by_kind["get_vm"][1:])
+    slow, retry = by_kind["reported_devices"][:2]
+    assert slow["path"] == retry["path"]
+    assert CALL_TIMEOUT - 0.1 < retry["time"] - slow["time"] < SLOW, "no retry at the deadline"
+    assert survivor["expired"]
+    assert any(r["status"] == 401 for r in requests), "the expired token was never used"
+    print(f"\nsurvived: {', '.join(SURVIVABLE)}, expired token; create {survivor['seconds']:.1f}s")
+
+
+def test_reap_leaves_a_create_in_flight_alone(survivor: dict[str, Any], bed: TestBed) -> None:
+    """Reaps with a 1 s grace, all through a create whose steps take longer, delete nothing:
+    the create's heartbeat keeps its record alive."""
+    assert survivor["create"].returncode == 0, survivor["create"].stderr
+    reaps = survivor["reaps"]
+    assert len(reaps) >= 3 and survivor["seconds"] > 5 * GRACE
+    for reap in reaps:
+        assert reap.returncode == 0, reap.stderr
+        assert "0 cluster(s) deleted, 0 orphan VM(s)" in reap.stderr, reap.stderr
+    doomed = [r for r in survivor["requests"] if r["kind"] in ("stop", "remove")]
+    assert doomed == []
+    assert len(cluster_vms(bed, survivor["id"])) == 2
+
+
+def test_late_sshd_is_waited_for(survivor: dict[str, Any], env: GimmeEnv) -> None:
+    """Nodes whose sshd starts 1.5 s late still make a ready cluster (the fake engine reports
+    a node's address only once its sshd listens, so this is a late address)."""
+    assert survivor["create"].returncode == 0, survivor["create"].stderr
+    assert records(env)[survivor["id"]]["phases"]["vms"] >= SSHD_DELAY
+
+
+# -- engine faults that end a create ----------------------------------------------------------
+
+REPORTED = {  # name -> (inject kind, inject params, extra environment, expected in the error)
+    "capacity": ("capacity", {"match": "add_vm"}, {}, r"create VM gimme-{id}-1: .*no host"),
+    "quota": (
+        "capacity",
+        {"match": "start", "quota": True},
+        {},
+        r"start VM gimme-{id}-\d: .*Quota",
+    ),
+    "start_fails": (
+        "start_fails",
+        {"vm_name": "gimme-*-2"},
+        {},
+        r"start VM gimme-{id}-2: .*no host",
+    ),
+    "start_fails_crash": (
+        "start_fails",
+        {"vm_name": "gimme-*-2", "crash": True},
+        {"GIMME_TIMEOUT_VM_START": "20"},
+        r"VM gimme-{id}-2 went down while booting",
+    ),
+    "no_ip": (
+        "no_ip",
+        {"vm_name": "gimme-*-2"},
+        {"GIMME_TIMEOUT_VM_IP": "2"},
+        r"VM gimme-{id}-2 did not report an IP before the deadline",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REPORTED))
+def test_engine_fault_is_reported_and_rolled_back(bed: TestBed, env: GimmeEnv, name: str) -> None:
+    """A fault gimme cannot wait out ends the create with exit 4 and one error line naming
+    the VM and what it was doing; the rollback leaves no VM and a deleted record that
+    `gimme show` still explains."""
+    import re
+
+    kind, params, extra, expected = REPORTED[name]
+    bed.engine.inject(kind, **params)
+    before = set(records(env))
+    started = time.monotonic()
+    result = gimme(env, "create", "--k8s", "1.30", "--nodes", "2", extra=extra, check=False)
+    seconds = time.monotonic() - started
+    record = new_record(env, before)
+    assert record is not None
+    cluster_id = record["id"]
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and not re.search(r"^\s", result.stderr, re.M), result.stderr
+    assert re.search(expected.format(id=cluster_id), errors[0]), errors[0]
+    assert cluster_vms(bed, cluster_id) == []
+    assert record["state"] == "deleted"
+    shown = gimme(env, "show", cluster_id).stdout
+    assert re.search(r"^error\s+.*" + expected.format(id=cluster_id), shown, re.M), shown
+    print(f"\n{name}: reported (exit 4) and rolled back in {seconds:.1f}s: {errors[0]}")
+
+
+def test_ctrl_c_rolls_back_and_says_how_to_clean_up(bed: TestBed, env: GimmeEnv) -> None:
+    """SIGINT while the nodes run their prepare step: exit 130, a line saying how to clean
+    up, and the rollback removed the VMs."""
+    before = set(records(env))
+    create = spawn(env, "create", "--k8s", "1.30", "--nodes", "2")
+    try:
+        record = wait_for("the creating record", lambda: new_record(env, before), timeout=30)
+        cluster_id = record["id"]
+        wait_for(
+            "prepare running",
+            lambda: (r := records(env)[cluster_id]) and KILL_POINTS["prepare"](bed, r),
+        )
+        interrupted = time.monotonic()
+        create.send_signal(signal.SIGINT)
+        _, stderr = create.communicate(timeout=60)
+        seconds = time.monotonic() - interrupted
+    finally:
+        create.kill()
+    print(f"\nSIGINT in prepare: exit {create.returncode} after {seconds:.1f}s")
+    assert create.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr and "gimme reap" in stderr, stderr
+    assert cluster_vms(bed, cluster_id) == []
+    after = records(env)[cluster_id]
+    assert (after["state"], after["error"]) == ("deleted", "interrupted")
+
+
+# -- reap ---------------------------------------------------------------------------------------
+
+
+def _engine(bed: TestBed) -> Any:
+    from gimme.config import EngineSettings, Secret
+    from gimme.engine import Engine
+
+    settings = EngineSettings(
+        name="rack-1",
+        url=bed.engine.url,
+        username=bed.engine.username,
+        password=Secret(bed.engine.password),
+        ca_file=bed.engine.ca_file,
+    )
+    return Engine(settings, call_timeout=10)
+
+
+def _tagged_vm(engine: Any, name: str) -> str:
+    """A gimme-tagged VM that is never started (no node boots)."""
+    from gimme.engine import CloudInit
+
+    engine.ensure_tag("gimme")
+    vm_id = engine.create_vm(
+        name=name,
+        cluster="rack-1",
+        template=engine.find_template("ubuntu-22.04", "rack-1"),
+        description="test",
+        comment="",
+        memory_mib=1024,
+        cpus=1,
+        cloud_init=CloudInit(host_name=name, user_name="ubuntu", authorized_key="ssh-ed25519 A"),
+    )
+    engine.tag_vm(vm_id, "gimme")
+    return vm_id
+
+
+def _record(cluster_id: str, **changes: Any) -> Any:
+    import pwd
+    from dataclasses import replace
+
+    from gimme.store import ClusterRecord
+
+    now = time.time()
+    record = ClusterRecord(
+        id=cluster_id,
+        owner=pwd.getpwuid(os.getuid()).pw_name,
+        owner_uid=os.getuid(),
+        state="ready",
+        foundation="ovirt-rack-1-ubuntu-22.04",
+        engine="rack-1",
+        spec={"k8s": "1.30", "cri": "containerd", "cni": "calico", "nodes": 2},
+        created_at=now - 60,
+        expires_at=now + 3600,
+        heartbeat_at=now - 60,
+    )
+    return replace(record, **changes)
+
+
+def _store(env: GimmeEnv) -> Any:
+    from gimme.store import Store
+
+    return Store(env.state)
+
+
+def test_reap_plans_acts_once_per_item_and_is_idempotent(bed: TestBed, env: GimmeEnv) -> None:
+    """--dry-run lists exactly what reap then does, changing nothing; reap deletes expired
+    clusters and orphaned gimme VMs, marks records whose VMs vanished, logs one line for
+    each; it spares live and held clusters, a create still running past its expiry, young
+    and foreign VMs; a second run finds nothing to do."""
+    from gimme.store import VmRecord
+
+    store = _store(env)
+    now = time.time()
+    with _engine(bed) as engine:
+        names = ("expired1", "held0001", "live0001", "inflight", "orphan01")
+        vm = {name: _tagged_vm(engine, f"gimme-{name}-1") for name in names}
+        vm["foreign"] = _tagged_vm(engine, "someone-elses-vm")
+    for name, changes in {
+        "expired1": {"expires_at": now - 5},
+        "held0001": {"expires_at": now - 5, "hold_until": now + 3600},
+        "live0001": {},
+        # A create that outlived its TTL but still sends heartbeats: not reap's to touch.
+        "inflight": {"state": "creating", "expires_at": now - 5, "heartbeat_at": now + 3600},
+    }.items():
+        store.insert(
+            _record(name, vms=[VmRecord(f"gimme-{name}-1", vm[name], "127.0.10.250")], **changes)
+        )
+    store.insert(
+        _record(
+            "vanish01", vms=[VmRecord("gimme-vanish01-1", "0e4f0b1c-0000-4000-8000-000000000000")]
+        )
+    )
+    bed.engine.clear_log()
+
+    young = gimme(env, "reap", "--dry-run", extra={"GIMME_REAP_GRACE": "3600"}).stdout
+    assert "orphan01" not in young  # younger than the grace period
+    state_before = env.state.read_bytes()
+    plan = gimme(env, "reap", "--dry-run", extra={"GIMME_REAP_GRACE": "0"}).stdout.splitlines()
+    assert bed.engine.mutating_requests() == []
+    assert env.state.read_bytes() == state_before
+    print("\nreap --dry-run plan:\n  " + "\n  ".join(plan))
+    assert sorted(plan) == sorted(
+        [
+            "delete cluster expired1 (root, ready)",
+            "delete orphan VM gimme-orphan01-1",
+            "mark cluster vanish01 deleted (its VMs vanished)",
+        ]
+    )
+
+    reap = gimme(env, "reap", extra={"GIMME_REAP_GRACE": "0"})
+    actions = [line.split(" ", 1)[1] for line in reap.stderr.splitlines()]
+    assert actions == [
+        "deleted expired cluster expired1",
+        "deleting orphan VM gimme-orphan01-1",
+        "cluster vanish01: its VMs vanished; record marked deleted",
+        "reap: 1 cluster(s) deleted, 1 orphan VM(s), 1 vanished record(s), 0 failure(s)",
+    ]
+    shared = tuple(f"gimme-{cluster_id}-" for cluster_id in KEEP)  # spared too, not ours
+    names = {v["name"] for v in bed.engine.vms() if not v["name"].startswith(shared)}
+    spared = {"gimme-held0001-1", "gimme-live0001-1", "gimme-inflight-1", "someone-elses-vm"}
+    assert names == spared
+    states = {i: r["state"] for i, r in records(env).items()}
+    assert [states[i] for i in ("expired1", "held0001", "live0001", "inflight", "vanish01")] == [
+        "deleted", "ready", "ready", "creating", "deleted"
+    ]  # fmt: skip
+
+    bed.engine.clear_log()
+    again = gimme(env, "reap", extra={"GIMME_REAP_GRACE": "0"})
+    assert "0 cluster(s) deleted, 0 orphan VM(s), 0 vanished record(s)" in again.stderr
+    assert bed.engine.mutating_requests() == []
+    for name in ("held0001", "live0001", "inflight"):
+        store.update(name, lambda r: dataclasses.replace(r, state="deleted"))
+
+
+def test_second_reaper_exits_at_once(bed: TestBed, env: GimmeEnv) -> None:
+    """While one reap holds the reap lock, another exits 0 at once, saying so, and asks the
+    engine nothing."""
+    import fcntl
+
+    gimme(env, "list")  # the state directory exists
+    fd = os.open(str(env.state) + ".reap.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started = time.monotonic()
+        result = gimme(env, "reap")
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(fd)
+    assert "another gimme reap is running" in result.stderr
+    assert bed.engine.requests() == []
