@@ -546,3 +546,188 @@ def test_second_reaper_exits_at_once(bed: TestBed, env: GimmeEnv) -> None:
         os.close(fd)
     assert "another gimme reap is running" in result.stderr
     assert bed.engine.requests() == []
+
+
+# -- prolong and hold against reap --------------------------------------------------------------
+
+
+def _context(env: GimmeEnv, **overrides: str) -> Any:
+    from gimme.config import load_settings
+    from gimme.core import Context
+
+    environ = env.environ() | overrides
+    return Context(settings=load_settings(env.config, environ))
+
+
+def test_prolonged_or_held_cluster_is_not_reaped(bed: TestBed, env: GimmeEnv) -> None:
+    """An expired cluster prolonged, or held (up to max_hold), before reap decides survives
+    it; released from the hold it is reaped."""
+    from gimme import core
+    from gimme.errors import UsageError
+
+    ctx = _context(env, GIMME_MAX_HOLD="1h")
+    store = _store(env)
+    store.insert(_record("prolong1", expires_at=time.time() - 1))
+    store.insert(_record("hold0001", expires_at=time.time() - 1))
+    core.prolong_cluster(ctx, "prolong1", "1h")
+    with pytest.raises(UsageError, match="exceeds the configured maximum of 3600s"):
+        core.hold_cluster(ctx, "hold0001", "2h")
+    core.hold_cluster(ctx, "hold0001", "30m")
+    report = core.reap(ctx)
+    assert report.deleted == [] and not report.failed
+    assert {records(env)[i]["state"] for i in ("prolong1", "hold0001")} == {"ready"}
+    core.hold_cluster(ctx, "hold0001", "0")
+    assert core.reap(ctx).deleted == ["hold0001"]
+    core.delete_cluster(ctx, "prolong1")
+
+
+def _race(ctx: Any, cluster_id: str) -> tuple[Any, Any]:
+    """Start `prolong --ttl 1h` and `reap` together (each after 0-10 ms); their results."""
+    import random
+    import threading
+
+    from gimme import core
+    from gimme.errors import UsageError
+
+    start = threading.Barrier(2)
+    result: dict[str, Any] = {}
+
+    def prolong() -> None:
+        start.wait()
+        time.sleep(random.uniform(0, 0.01))
+        try:
+            result["prolong"] = core.prolong_cluster(ctx, cluster_id, "1h").state
+        except UsageError as exc:
+            result["prolong"] = exc
+
+    def reap() -> None:
+        start.wait()
+        time.sleep(random.uniform(0, 0.01))
+        result["reap"] = core.reap(ctx)
+
+    threads = [threading.Thread(target=prolong), threading.Thread(target=reap)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return result["prolong"], result["reap"]
+
+
+def test_prolong_racing_reap_never_loses_a_prolonged_cluster(bed: TestBed, env: GimmeEnv) -> None:
+    """Prolong and reap started together on an expired cluster: either the prolong wins and
+    the cluster stays, or reap wins and the prolong is refused; never a successful prolong
+    of a cluster reap then deletes."""
+    from gimme import core
+
+    ctx = _context(env)
+    store = _store(env)
+    outcomes = {"prolonged": 0, "reaped": 0}
+    for n in range(25):
+        cluster_id = f"race{n:04d}"
+        store.insert(_record(cluster_id, expires_at=time.time() - 0.001))
+        prolonged, reaped = _race(ctx, cluster_id)
+        state = records(env)[cluster_id]["state"]
+        if prolonged == "ready":
+            assert state == "ready" and cluster_id not in reaped.deleted
+            outcomes["prolonged"] += 1
+            core.delete_cluster(ctx, cluster_id)
+        else:
+            assert "can no longer be prolonged" in str(prolonged)
+            assert state == "deleted" and reaped.deleted == [cluster_id]
+            outcomes["reaped"] += 1
+    print(f"\nprolong vs reap, 25 races: {outcomes}")
+    assert outcomes["prolonged"] and outcomes["reaped"], "the two never really raced"
+
+
+# -- SSH ----------------------------------------------------------------------------------------
+
+
+def _node(env: GimmeEnv, record: dict[str, Any], index: int, **kwargs: Any) -> Any:
+    from gimme.remote import Node
+
+    cdir = env.home / ".local/share/gimme/clusters" / record["id"]
+    vm = record["vms"][index]
+    return Node(
+        vm["name"], vm["address"], "ubuntu", cdir / "id_ed25519", cdir / "known_hosts", **kwargs
+    )
+
+
+def test_changed_host_key_is_refused_without_retrying(
+    survivor: dict[str, Any], env: GimmeEnv
+) -> None:
+    """With node 1's known_hosts entry replaced by another key, `gimme ssh` and Node.connect
+    refuse at once with the host-key error; the same call works with the right key."""
+    from gimme.errors import RemoteError
+    from gimme.remote import generate_keypair
+
+    cluster_id = survivor["id"]
+    record = records(env)[cluster_id]
+    assert gimme(env, "ssh", cluster_id, "2", "--", "hostname").stdout.strip() == (
+        f"gimme-{cluster_id}-2"
+    )
+    known_hosts = env.home / ".local/share/gimme/clusters" / cluster_id / "known_hosts"
+    original = known_hosts.read_text()
+    address = record["vms"][0]["address"]
+    other = generate_keypair(env.home / "other_host_key").split()
+    lines = original.splitlines()
+    assert sum(line.startswith(f"{address} ") for line in lines) == 1
+    forged = [
+        f"{address} {other[0]} {other[1]}" if line.startswith(f"{address} ") else line
+        for line in lines
+    ]
+    known_hosts.write_text("\n".join(forged) + "\n")
+    try:
+        result = gimme(env, "ssh", cluster_id, "1", "--", "true", check=False)
+        assert result.returncode == 255
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr
+        node = _node(env, record, 0)
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match="host key changed since first contact; refusing"):
+            node.connect(deadline=time.monotonic() + 30)
+        assert time.monotonic() - started < 3, "the changed key was retried"
+    finally:
+        known_hosts.write_text(original)
+    node = _node(env, record, 0)
+    node.connect(deadline=time.monotonic() + 10)
+    node.close()
+
+
+def test_ssh_connect_retries_until_the_node_boots(
+    survivor: dict[str, Any], env: GimmeEnv, bed: TestBed
+) -> None:
+    """Node.connect to a node that is powered off keeps trying until the node is back (its
+    host key still verified) instead of failing on the first refused connection."""
+    import threading
+
+    record = records(env)[survivor["id"]]
+    vm_id = record["vms"][1]["id"]
+    connection = bed.engine.connection()
+    service = connection.system_service().vms_service().vm_service(vm_id)
+    try:
+        service.stop()
+        wait_for("the node to stop", lambda: service.get().status.value == "down", poll=0.05)
+        assert not bed.pool.node(vm_id).running()
+        node = _node(env, record, 1)
+        outcome: dict[str, Any] = {}
+
+        def connect() -> None:
+            try:
+                node.connect(deadline=time.monotonic() + 60)
+                outcome["connected"] = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=connect)
+        thread.start()
+        time.sleep(1.0)  # let it meet the powered-off node
+        assert not outcome, outcome
+        restarted = time.monotonic()
+        service.start()
+        thread.join(timeout=60)
+    finally:
+        connection.close()
+    assert "connected" in outcome, outcome
+    assert outcome["connected"] > restarted
+    assert bed.pool.node(vm_id).address == record["vms"][1]["address"]
+    assert node.run("hostname", step="check", timeout=10).output.strip() == record["vms"][1]["name"]
+    node.close()
