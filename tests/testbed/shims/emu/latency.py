@@ -20,18 +20,22 @@ from pathlib import Path
 CONFIG = Path("/etc/gimme-testbed/latency.json")
 
 
-def seconds_for(rules: dict[str, float], tool: str, args: list[str]) -> float:
-    """The configured latency of `tool args` under `rules` (0 when nothing matches)."""
-    best: tuple[int, float] | None = None
-    for rule, seconds in rules.items():
+def rule_for(rules: dict[str, float], tool: str, args: list[str]) -> str | None:
+    """The rule of `rules` that `tool args` falls under: the most specific, else "*"."""
+    best: tuple[int, str] | None = None
+    for rule in rules:
         name, *words = rule.split()
-        if name != tool or not _in_order(words, args):
-            continue
-        if best is None or len(words) > best[0]:
-            best = (len(words), float(seconds))
+        if name == tool and _in_order(words, args) and (best is None or len(words) > best[0]):
+            best = (len(words), rule)
     if best is not None:
         return best[1]
-    return float(rules.get("*", 0.0))
+    return "*" if "*" in rules else None
+
+
+def seconds_for(rules: dict[str, float], tool: str, args: list[str]) -> float:
+    """The configured latency of `tool args` under `rules` (0 when nothing matches)."""
+    rule = rule_for(rules, tool, args)
+    return 0.0 if rule is None else float(rules[rule])
 
 
 def hold(tool: str, args: list[str]) -> None:
