@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -346,7 +348,6 @@ def test_engine_fault_is_reported_and_rolled_back(bed: TestBed, env: GimmeEnv, n
     """A fault gimme cannot wait out ends the create with exit 4 and one error line naming
     the VM and what it was doing; the rollback leaves no VM and a deleted record that
     `gimme show` still explains."""
-    import re
 
     kind, params, extra, expected = REPORTED[name]
     bed.engine.inject(kind, **params)
@@ -731,3 +732,306 @@ def test_ssh_connect_retries_until_the_node_boots(
     assert bed.pool.node(vm_id).address == record["vms"][1]["address"]
     assert node.run("hostname", step="check", timeout=10).output.strip() == record["vms"][1]["name"]
     node.close()
+
+
+# -- remote steps: deadlines and failures ---------------------------------------------------------
+
+STEP_TIMEOUT = 12  # longer than any healthy step of a 2-node create on the test bed
+
+
+def _token_secrets(bed: TestBed, record: dict[str, Any]) -> list[str]:
+    """The bootstrap token secrets the control plane's (emulated) API server issued."""
+    data = bed.pool.node(record["vms"][0]["id"]).read_file("/var/lib/gimme-testbed/apiserver.json")
+    assert data is not None
+    tokens = json.loads(data)["tokens"]
+    return [f"{token_id}.{token['secret']}" for token_id, token in tokens.items()]
+
+
+@pytest.fixture(scope="module")
+def hung(bed: TestBed, env: GimmeEnv) -> dict[str, Any]:
+    """A create whose `kubeadm token create` (the end of the init step, after kubeadm init
+    printed the join command) never returns, with GIMME_TIMEOUT_STEP=12."""
+    before = set(records(env))
+    bed.pool.command_latency = {"kubeadm token": 3600}
+    started = time.monotonic()
+    try:
+        result = gimme(
+            env,
+            "create",
+            "--k8s",
+            "1.30",
+            "--nodes",
+            "2",
+            extra={"GIMME_TIMEOUT_STEP": str(STEP_TIMEOUT)},
+            check=False,
+        )
+    finally:
+        bed.pool.command_latency = {}
+    record = new_record(env, before)
+    assert record is not None, result.stderr
+    assert result.returncode == 5, result.stderr
+    return {
+        "result": result,
+        "seconds": time.monotonic() - started,
+        "record": record,
+        "tokens": _token_secrets(bed, record),
+        "vms": cluster_vms(bed, record["id"]),
+    }
+
+
+def test_hung_step_fails_at_its_deadline_naming_node_and_step(
+    hung: dict[str, Any], env: GimmeEnv
+) -> None:
+    """A step that never ends is stopped at GIMME_TIMEOUT_STEP: exit 5, an error naming the
+    node and the step with its last output lines, and the VMs rolled back."""
+    result, record = hung["result"], hung["record"]
+    cluster_id = record["id"]
+    print(f"\nhung init step: exit {result.returncode} after {hung['seconds']:.1f}s")
+    assert result.returncode == 5, result.stderr
+    errors = error_lines(result.stderr)
+    assert errors == [
+        f"gimme: error: gimme-{cluster_id}-1: step 'init' failed (timed out); last output:"
+    ]
+    tail = result.stderr.split(errors[0] + "\n", 1)[1].splitlines()
+    assert tail and all(line.startswith("  ") for line in tail)
+    assert any("kubeadm join" in line for line in tail)
+    phases = records(env)[cluster_id]["phases"]
+    assert hung["seconds"] >= phases["vms"] + phases["prepare"] + STEP_TIMEOUT
+    assert hung["seconds"] < phases["vms"] + phases["prepare"] + STEP_TIMEOUT + 15
+    assert hung["vms"] == [] and records(env)[cluster_id]["state"] == "deleted"
+
+
+def test_failed_step_reports_node_step_and_last_lines(bed: TestBed, env: GimmeEnv) -> None:
+    """A prepare step that fails (the package mirror cannot be reached) ends the create with
+    exit 5 and an error naming the node, the step, the exit code and the output's tail."""
+
+    before = set(records(env))
+    offline = {"GIMME_MIRROR_PACKAGES": "https://pkgs.mirror.invalid"}
+    result = gimme(env, "create", "--k8s", "1.30", "--nodes", "2", extra=offline, check=False)
+    record = new_record(env, before)
+    assert record is not None
+    assert result.returncode == 5, result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    pattern = rf"gimme: error: gimme-{record['id']}-[12]: step 'prepare' failed \(exit code \d+\); last output:"
+    assert re.fullmatch(pattern, errors[0]), errors[0]
+    tail = result.stderr.split(errors[0], 1)[1]
+    assert "pkgs.mirror.invalid" in tail and "Traceback" not in result.stderr
+    assert cluster_vms(bed, record["id"]) == []
+    print(f"\nfailed prepare: {errors[0]}\n{tail.rstrip()[-300:]}")
+
+
+# -- security -----------------------------------------------------------------------------------
+
+
+def _files(env: GimmeEnv) -> dict[Path, bytes]:
+    """Every file under the gimme home (state, logs, keys, ...) but the password file."""
+    return {
+        path: path.read_bytes()
+        for path in env.home.rglob("*")
+        if path.is_file() and path.name != "engine.password"
+    }
+
+
+def test_secrets_never_appear_and_private_files_stay_private(
+    survivor: dict[str, Any], hung: dict[str, Any], bed: TestBed, env: GimmeEnv
+) -> None:
+    """After a create, a failed create and a delete, neither the engine password nor any
+    bootstrap token secret appears in anything gimme printed or wrote (the join command is
+    logged with the secret masked); keys, known_hosts, kubeconfig and logs are 0600."""
+    import stat
+
+    cluster_id = survivor["id"]
+    record = records(env)[cluster_id]
+    secrets = [bed.engine.password, *_token_secrets(bed, record), *hung["tokens"]]
+    assert len(secrets) >= 3 and all(len(s) >= 16 for s in secrets)
+
+    cdir = env.home / ".local/share/gimme/clusters" / cluster_id
+    assert stat.S_IMODE(cdir.stat().st_mode) == 0o700
+    for name in ("id_ed25519", "known_hosts", "kubeconfig", "bootstrap.log"):
+        assert stat.S_IMODE((cdir / name).stat().st_mode) == 0o600, name
+    failed_log = env.home / ".local/share/gimme/clusters" / hung["record"]["id"] / "bootstrap.log"
+    assert stat.S_IMODE(failed_log.stat().st_mode) == 0o600
+    masked = re.compile(r"kubeadm join \S+ --token [a-z0-9]{6}\.\*{16}")
+    for log in (cdir / "bootstrap.log", failed_log):
+        assert masked.search(log.read_text()), f"no masked join command in {log}"
+    assert masked.search(hung["result"].stderr), "the failed init's output tail lost the join line"
+
+    results = [survivor["create"], *survivor["reaps"], hung["result"]]
+    for args in (["show", cluster_id, "--json"], ["show", hung["record"]["id"]], ["list", "--all"]):
+        results.append(gimme(env, *args))
+    results.append(gimme(env, "config", "show"))
+    files = _files(env)  # before the delete removes the cluster's key, kubeconfig, ...
+    results.append(gimme(env, "delete", cluster_id))
+    KEEP.discard(cluster_id)
+    printed = "".join(r.stdout + r.stderr for r in results)
+    files |= _files(env)
+    assert {env.state, failed_log, cdir / "kubeconfig", cdir / "id_ed25519"} <= set(files)
+    for secret in secrets:
+        assert secret not in printed
+        for path, data in files.items():
+            assert secret.encode() not in data, f"a secret in {path}"
+    print(f"\nsecrets: {len(secrets)} checked in {len(printed)} chars printed, {len(files)} files")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["delete", "mallory1"],
+        ["prolong", "mallory1", "--ttl", "2h"],
+        ["hold", "mallory1", "--for", "1h"],
+    ],
+)
+def test_another_users_cluster_is_refused_before_the_engine(
+    bed: TestBed, env: GimmeEnv, args: list[str]
+) -> None:
+    """delete, prolong and hold of another user's cluster exit 2 with one line and ask the
+    engine nothing; the record is unchanged."""
+    from gimme.store import NotFoundError, VmRecord
+
+    store = _store(env)
+    try:
+        store.get("mallory1")
+    except NotFoundError:
+        vm = VmRecord("gimme-mallory1-1", "5f0c3d7e-0000-4000-8000-000000000001", "127.0.10.251")
+        store.insert(_record("mallory1", owner="mallory", owner_uid=4242, vms=[vm]))
+    before = records(env)["mallory1"]
+    result = gimme(env, *args, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"gimme: error: cluster mallory1 belongs to mallory; use --force to {args[0]} it anyway"
+    ]
+    assert bed.engine.mutating_requests() == []
+    assert records(env)["mallory1"] == before
+
+
+def test_tls_is_verified_by_default(bed: TestBed, env: GimmeEnv, tmp_path: Path) -> None:
+    """Without the engine's CA a create fails at once with a TLS error (exit 4, not retried);
+    with an explicit `insecure: true` the same engine is usable."""
+    import yaml
+
+    config = yaml.safe_load(env.config.read_text())
+    del config["engines"]["rack-1"]["ca_file"]
+    no_ca = tmp_path / "no-ca.yaml"
+    no_ca.write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    before = set(records(env))
+    result = gimme(env, "create", "--nodes", "2", extra={"GIMME_CONFIG": str(no_ca)}, check=False)
+    seconds = time.monotonic() - started
+    print(f"\nno CA: exit {result.returncode} after {seconds:.1f}s: {error_lines(result.stderr)}")
+    assert result.returncode == 4, result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and "certificate" in errors[0].lower(), result.stderr
+    assert seconds < 5, "the TLS failure was retried"
+    assert bed.engine.requests() == []  # no request got past the handshake
+    record = new_record(env, before)
+    if record is not None:  # the record the create inserted before its first engine call
+        gimme(env, "delete", record["id"])
+
+    config["engines"]["rack-1"]["insecure"] = True
+    insecure = tmp_path / "insecure.yaml"
+    insecure.write_text(yaml.safe_dump(config))
+    shown = gimme(env, "foundations", "--json", extra={"GIMME_CONFIG": str(insecure)}).stdout
+    rows = {row["name"]: row for row in json.loads(shown)}
+    assert rows["ovirt-rack-1-ubuntu-22.04"]["available"] == "yes"
+    assert bed.engine.requests() != []
+
+
+@pytest.mark.parametrize("where", ["config", "password_file"])
+def test_open_password_files_are_refused(env: GimmeEnv, tmp_path: Path, where: str) -> None:
+    """A config file holding the password, or a password file, readable by others is refused
+    (exit 2, naming the file) before anything else happens."""
+    import yaml
+
+    config = yaml.safe_load(env.config.read_text())
+    path = tmp_path / "config.yaml"
+    if where == "config":
+        config["engines"]["rack-1"]["password"] = "not-shown-anywhere"
+        del config["engines"]["rack-1"]["password_file"]
+        exposed = path
+    else:
+        exposed = tmp_path / "password"
+        exposed.write_text("not-shown-anywhere")
+        config["engines"]["rack-1"]["password_file"] = str(exposed)
+    path.write_text(yaml.safe_dump(config))
+    os.chmod(exposed, 0o644)
+    result = gimme(env, "list", extra={"GIMME_CONFIG": str(path)}, check=False)
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [
+        f"gimme: error: {exposed} holds an engine password but is readable by others "
+        f"(mode 644); run: chmod 600 {exposed}"
+    ]
+    assert "not-shown-anywhere" not in result.stdout + result.stderr
+
+
+HOSTILE = "x'$(touch /tmp/gimme-pwned)`touch /tmp/gimme-pwned`;touch /tmp/gimme-pwned \"\\"
+
+
+def test_user_values_reach_the_remote_shell_quoted(env: GimmeEnv, tmp_path: Path) -> None:
+    """Mirror settings full of shell syntax are set verbatim by every rendered step's
+    header and run nothing (the header is executed here, in bash)."""
+    from gimme import core
+    from gimme.spec import build_spec
+
+    ctx = _context(
+        env,
+        GIMME_MIRROR_PACKAGES="https://p.example/" + HOSTILE,
+        GIMME_MIRROR_MANIFESTS="https://m.example/" + HOSTILE,
+        GIMME_MIRROR_IMAGES="r.example:5000/" + HOSTILE,
+        GIMME_MIRROR_HTTP_PROXY="http://proxy.example:3128/" + HOSTILE,
+        GIMME_MIRROR_NO_PROXY=HOSTILE,
+    )
+    marker = Path("/tmp/gimme-pwned")
+    marker.unlink(missing_ok=True)
+    spec = build_spec(foundation="ovirt-rack-1-ubuntu-22.04", k8s="1.30", cni="calico", nodes=2)
+    plan = core.make_plan(ctx, spec)
+    checked = 0
+    for steps in plan.steps.values():
+        for step in steps:
+            header = step.script.split("\n# --- ", 1)[0]
+            names = re.findall(r"^readonly ([A-Z_0-9]+)=", header, re.M)
+            show = "".join(f'printf "%s\\0" "${name}"\n' for name in names)
+            run = subprocess.run(
+                ["bash", "-c", header.replace("set -euo pipefail", "set -eu") + show],
+                capture_output=True,
+                cwd=tmp_path,
+                check=True,
+            )
+            values = run.stdout.decode().split("\0")[:-1]
+            assert len(values) == len(names)
+            checked += sum(HOSTILE in value for value in values)
+            assert not marker.exists(), f"{step.phase}: a mirror value ran as a command"
+    assert checked >= 5
+
+
+def test_search_values_are_never_spliced_into_engine_queries(
+    bed: TestBed, env: GimmeEnv, tmp_path: Path
+) -> None:
+    """A foundation whose template name carries search syntax is refused before the engine
+    is searched for it (exit 4, one line); no engine query contains it."""
+    import yaml
+
+    config = yaml.safe_load(env.config.read_text())
+    config["foundations"] = {
+        "evil": {
+            "engine": "rack-1",
+            "cluster": "rack-1",
+            "template": "x or name=*",
+            "os": "ubuntu-22.04",
+        }
+    }
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(config))
+    os.chmod(path, 0o600)
+    before = set(records(env))
+    result = gimme(
+        env, "create", "--foundation", "evil", extra={"GIMME_CONFIG": str(path)}, check=False
+    )
+    assert result.returncode == 4, result.stderr
+    assert error_lines(result.stderr) == [
+        "gimme: error: refusing to search the engine for 'x or name=*': unexpected characters"
+    ]
+    queries = [q for r in bed.engine.requests() for q in r["query"].get("search", [])]
+    assert not any("x or" in q for q in queries), queries
+    record = new_record(env, before)
+    assert record is not None and record["state"] == "deleted"
