@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,6 +58,7 @@ ID_LENGTH = 8
 ID_RE = re.compile(rf"^[a-z0-9]{{{ID_LENGTH}}}$")
 VM_NAME_RE = re.compile(rf"^gimme-([a-z0-9]{{{ID_LENGTH}}})-(\d+)$")
 GIMME_TAG = "gimme"
+REAP_CONNECTIONS = 8  # engine connections (and threads) one reap deletes through
 
 
 class Reporter(Protocol):
@@ -415,6 +417,7 @@ class _Creation:
         deadline = {name: now + t.vm_create for name in vm_ids}
         stage = dict.fromkeys(vm_ids, "cloning")
         futures: list[Future[None]] = []
+        waiting: dict[str, str] = {}  # addressed nodes whose prepare waits for the control plane
         interval = 0.2
         while any(s != "addressed" for s in stage.values()):
             for name, vm_id in vm_ids.items():
@@ -443,7 +446,7 @@ class _Creation:
                     if address:
                         stage[name] = "addressed"
                         self._save(_vm_update(name, address=address))
-                        futures.append(pool.submit(self._prepare, name, address))
+                        waiting[name] = address
                         continue
                 if time.monotonic() > deadline[name]:
                     what = {"cloning": "clone", "starting": "start", "up": "report an IP"}[
@@ -453,6 +456,10 @@ class _Creation:
                     raise EngineError(
                         f"VM {name} did not {what} before the deadline ({status}){hint}"
                     )
+            # Every node's steps need the control plane's address (advertise address, no_proxy).
+            if stage[self.record.vms[0].name] == "addressed":
+                futures += [pool.submit(self._prepare, n, a) for n, a in waiting.items()]
+                waiting.clear()
             if any(s != "addressed" for s in stage.values()):
                 time.sleep(interval)
                 interval = min(interval * 1.5, 2.0)
@@ -559,34 +566,61 @@ def delete_cluster(ctx: Context, cluster_id: str, *, force: bool = False) -> Clu
 
 def _destroy(ctx: Context, record: ClusterRecord) -> ClusterRecord:
     """Remove the VMs (by id, or by exact name for ids never recorded), then the record's files."""
+    result = _destroy_all(ctx, [record])[record.id]
+    if isinstance(result, GimmeError):
+        raise result
+    return result
+
+
+def _destroy_all(
+    ctx: Context, records: list[ClusterRecord]
+) -> dict[str, ClusterRecord | GimmeError]:
+    """`_destroy` for clusters of one engine: one connection, one delete_vms over all their VMs.
+
+    Returns each cluster's deleted record, or the error that kept it from being deleted.
+    """
     from gimme.engine import Engine
 
     ctx.reporter.phase("delete")
-    with (
-        _heartbeat(ctx, record.id),
-        Engine(
-            ctx.settings.engine(record.engine), call_timeout=ctx.settings.timeouts.engine_call
-        ) as engine,
-    ):
-        targets = {vm.id: vm.name for vm in record.vms if vm.id}
-        for vm in record.vms:
-            if not vm.id:
-                found = engine.find_vm(vm.name)
-                if found:
-                    targets[found.id] = vm.name
-        for name in targets.values():
-            ctx.reporter.node(name, "deleting")
-        failed = engine.delete_vms(
-            targets, deadline=time.monotonic() + ctx.settings.timeouts.vm_delete
+    owner: dict[str, str] = {}  # VM id -> cluster id
+    with ExitStack() as stack:
+        for record in records:
+            stack.enter_context(_heartbeat(ctx, record.id))
+        try:
+            engine = stack.enter_context(
+                Engine(
+                    ctx.settings.engine(records[0].engine),
+                    call_timeout=ctx.settings.timeouts.engine_call,
+                )
+            )
+            targets: dict[str, str] = {}
+            for record in records:
+                for vm in record.vms:
+                    found = None if vm.id else engine.find_vm(vm.name)
+                    vm_id = vm.id or (found.id if found else None)
+                    if vm_id:
+                        targets[vm_id], owner[vm_id] = vm.name, record.id
+                        ctx.reporter.node(vm.name, "deleting")
+            failed = engine.delete_vms(
+                targets, deadline=time.monotonic() + ctx.settings.timeouts.vm_delete
+            )
+        except GimmeError as exc:
+            return dict.fromkeys([r.id for r in records], exc)
+    results: dict[str, ClusterRecord | GimmeError] = {}
+    for record in records:
+        mine = [why for vm_id, why in failed.items() if owner[vm_id] == record.id]
+        if mine:
+            reasons = "; ".join(sorted(set(mine)))
+            ctx.store.update(record.id, partial(replace, error=reasons, worker=None))
+            results[record.id] = EngineError(
+                f"cluster {record.id}: {len(mine)} VM(s) not deleted: {reasons}"
+            )
+            continue
+        _forget_local(ctx, record.id)
+        results[record.id] = ctx.store.update(
+            record.id, lambda r: replace(r, state=DELETED, deleted_at=time.time(), worker=None)
         )
-    if failed:
-        reasons = "; ".join(sorted(set(failed.values())))
-        ctx.store.update(record.id, lambda r: replace(r, error=reasons, worker=None))
-        raise EngineError(f"cluster {record.id}: {len(failed)} VM(s) not deleted: {reasons}")
-    _forget_local(ctx, record.id)
-    return ctx.store.update(
-        record.id, lambda r: replace(r, state=DELETED, deleted_at=time.time(), worker=None)
-    )
+    return results
 
 
 def _forget_local(ctx: Context, cluster_id: str) -> None:
@@ -709,16 +743,28 @@ def _reap(ctx: Context, *, dry_run: bool) -> ReapReport:
         return replace(r, state=DELETING, worker=_worker(), heartbeat_at=time.time(), error=error)
 
     claimed = ctx.store.claim(due, take)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = {r.id: pool.submit(_destroy, ctx, r) for r in claimed}
-        for cluster_id, future in results.items():
-            try:
-                future.result()
-                report.deleted.append(cluster_id)
-                ctx.reporter.info(f"deleted {why[cluster_id]} cluster {cluster_id}")
-            except GimmeError as exc:
-                report.failed[cluster_id] = str(exc)
-                ctx.reporter.info(f"failed to delete cluster {cluster_id}: {exc}")
+    # Every claimed cluster is deleted at once, over at most REAP_CONNECTIONS connections:
+    # each engine's clusters are dealt out to that many batches of one delete_vms each.
+    per_engine: dict[str, list[ClusterRecord]] = {}
+    for record in claimed:
+        per_engine.setdefault(record.engine, []).append(record)
+    batches = [
+        records[i::REAP_CONNECTIONS]
+        for records in per_engine.values()
+        for i in range(min(REAP_CONNECTIONS, len(records)))
+    ]
+    results: dict[str, ClusterRecord | GimmeError] = {}
+    with ThreadPoolExecutor(max_workers=REAP_CONNECTIONS) as pool:
+        for outcome in pool.map(lambda batch: _destroy_all(ctx, batch), batches):
+            results.update(outcome)
+    for cluster_id in (r.id for r in claimed):
+        result = results[cluster_id]
+        if isinstance(result, GimmeError):
+            report.failed[cluster_id] = str(result)
+            ctx.reporter.info(f"failed to delete cluster {cluster_id}: {result}")
+        else:
+            report.deleted.append(cluster_id)
+            ctx.reporter.info(f"deleted {why[cluster_id]} cluster {cluster_id}")
     report.orphans = _orphans(ctx, now, grace, dry_run=False, report=report)
     return report
 
