@@ -261,13 +261,21 @@ class Node:
             )
         return result
 
-    def read_root_file(self, path: str) -> bytes:
-        """Read a root-only file on the node (e.g. admin.conf) without putting it in any log."""
+    def read_root_file(self, path: str, *, timeout: float = 60) -> bytes:
+        """Read a root-only file on the node (e.g. admin.conf) without putting it in any log.
+
+        Fails when the node sends nothing for `timeout` seconds.
+        """
         channel = self.client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
         try:
+            channel.settimeout(timeout)
             channel.exec_command(shlex.join(["sudo", "-n", "cat", "--", path]))
             data = channel.makefile("rb").read()
             code = channel.recv_exit_status()
+        except TimeoutError:
+            raise RemoteError(
+                f"{self.name}: reading {path}: nothing received for {timeout:.0f}s"
+            ) from None
         finally:
             channel.close()
         if code != 0:
