@@ -1035,3 +1035,35 @@ def test_search_values_are_never_spliced_into_engine_queries(
     assert not any("x or" in q for q in queries), queries
     record = new_record(env, before)
     assert record is not None and record["state"] == "deleted"
+
+
+def test_reading_a_file_from_a_node_has_a_deadline(survivor: dict[str, Any], env: GimmeEnv) -> None:
+    """Fetching a root-only file (how create gets admin.conf) from a node where the read
+    never ends fails at its deadline with an error naming the node and the file."""
+    import threading
+
+    from gimme.errors import RemoteError
+
+    record = records(env)[survivor["id"]]
+    node = _node(env, record, 0)
+    node.connect(deadline=time.monotonic() + 10)
+    fifo = "/tmp/gimme-test-fifo"  # no writer: `cat` on it blocks forever
+    node.run(f"rm -f {fifo} && mkfifo {fifo}", step="fifo", timeout=10)
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            outcome["data"] = node.read_root_file(fifo, timeout=2)
+        except RemoteError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=read, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(timeout=20)
+    seconds = time.monotonic() - started
+    node.close()
+    assert not thread.is_alive(), "the read never ended"
+    assert "error" in outcome, outcome
+    assert f"{record['vms'][0]['name']}: reading {fifo}" in str(outcome["error"])
+    assert 2 <= seconds < 10
