@@ -138,3 +138,31 @@ def test_list_prints_plain_aligned_columns(gimme_home: Path, capsys: pytest.Capt
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["comment"] for r in rows] == ["[bold]not markup[/]", "ünïcode"]
+
+
+def test_reap_deletes_every_expired_cluster_at_once(tmp_path: Path) -> None:
+    """All stops go out before any VM is removed, over at most REAP_CONNECTIONS logins."""
+    from gimme.core import REAP_CONNECTIONS
+    from tests.bench import engine_env, seed_expired
+    from tests.testbed.engine import Delays, FakeEngine
+
+    clusters = REAP_CONNECTIONS + 2
+    delays = Delays(image_locked=0.05, powering_up=0.05, powering_down=0.4, remove=0.2)
+    with FakeEngine(tmp_path / "engine", delays=delays) as engine:
+        env = engine_env(engine, tmp_path / "home")
+        seed_expired(env, clusters)
+        engine.clear_log()
+        result = subprocess.run(
+            [sys.executable, "-m", "gimme", "reap"],
+            env=env.environ(),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert engine.vms() == []
+        kinds = [r["kind"] for r in engine.requests()]
+    assert result.stderr.count("deleted expired cluster") == clusters
+    assert kinds.count("stop") == 2 * clusters
+    last_stop = max(i for i, kind in enumerate(kinds) if kind == "stop")
+    assert last_stop < kinds.index("remove")
+    assert kinds.count("sso") <= REAP_CONNECTIONS + 1  # + the orphan sweep's
