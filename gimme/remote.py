@@ -236,10 +236,17 @@ class Node:
         if self.cluster_log and texts:
             self.cluster_log.write(self.name, step, "\n".join(texts))
 
-    def put(self, data: bytes, path: str, mode: int) -> None:
+    def put(self, data: bytes, path: str, mode: int, *, timeout: float = 60) -> None:
+        """Upload `data` to `path`; fails when the node answers nothing for `timeout` seconds."""
         with self.client.open_sftp() as sftp:
-            sftp.putfo(io.BytesIO(data), path)
-            sftp.chmod(path, mode)
+            sftp.get_channel().settimeout(timeout)  # type: ignore[union-attr]
+            try:
+                sftp.putfo(io.BytesIO(data), path)
+                sftp.chmod(path, mode)
+            except TimeoutError:
+                raise RemoteError(
+                    f"{self.name}: uploading {path}: nothing received for {timeout:.0f}s"
+                ) from None
 
     def run_script(self, step: str, script: str, env: dict[str, str], *, timeout: float) -> Result:
         """Upload `script` and a 0600 env file, run them as root, raise on failure."""
