@@ -1067,3 +1067,36 @@ def test_reading_a_file_from_a_node_has_a_deadline(survivor: dict[str, Any], env
     assert "error" in outcome, outcome
     assert f"{record['vms'][0]['name']}: reading {fifo}" in str(outcome["error"])
     assert 2 <= seconds < 10
+
+
+def test_uploading_to_a_node_has_a_deadline(survivor: dict[str, Any], env: GimmeEnv) -> None:
+    """An upload (how every step's script reaches its node) that the node never completes
+    fails at its deadline with an error naming the node and the path."""
+    import threading
+
+    from gimme.errors import RemoteError
+
+    record = records(env)[survivor["id"]]
+    node = _node(env, record, 0)
+    node.connect(deadline=time.monotonic() + 10)
+    fifo = "/tmp/gimme-test-upload-fifo"  # no reader: the node's open for writing never returns
+    node.run(f"rm -f {fifo} && mkfifo {fifo}", step="fifo", timeout=10)
+    outcome: dict[str, Any] = {}
+
+    def upload() -> None:
+        try:
+            node.put(b"data", fifo, 0o600, timeout=2)
+            outcome["done"] = True
+        except RemoteError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=upload, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(timeout=20)
+    seconds = time.monotonic() - started
+    assert not thread.is_alive(), "the upload never ended"
+    node.close()
+    assert "error" in outcome, outcome
+    assert f"{record['vms'][0]['name']}: uploading {fifo}" in str(outcome["error"])
+    assert 2 <= seconds < 10
