@@ -261,7 +261,9 @@ class Node:
         )
         result = self.run(command, step=step, timeout=timeout + 15)
         if result.code != 0:
-            reason = "timed out" if result.code == 124 else f"exit code {result.code}"
+            reason = {124: "timed out", -1: "SSH connection lost"}.get(
+                result.code, f"exit code {result.code}"
+            )  # -1: the channel closed without an exit status
             raise RemoteError(
                 f"{self.name}: step {step!r} failed ({reason}); last output:\n"
                 + redact(result.output)
