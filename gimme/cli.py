@@ -164,10 +164,14 @@ def _print_columns(header: list[str], rows: list[list[str]]) -> None:
 
     Linear in the rows: rich's Table takes about 2 ms a row, half a minute for 10,000.
     """
-    widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]
+
+    def width(text: str) -> int:
+        return len(text) if text.isascii() else cell_len(text)
+
+    widths = [max(map(width, column)) for column in zip(header, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:
-        padded = (c + " " * (w - cell_len(c)) for c, w in zip(cells, widths, strict=True))
+        padded = (c + " " * (w - width(c)) for c, w in zip(cells, widths, strict=True))
         return "  ".join(padded).rstrip()
 
     out.print(line(header), style="bold", markup=False)
