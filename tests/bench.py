@@ -171,9 +171,30 @@ def check_calls(bed: TestBed, record: dict) -> list[str]:
     return problems
 
 
+def engine_lag(requests: list[dict], record: dict, scale: float) -> dict[str, float]:
+    """How late gimme noticed each VM transition, from the engine's request log (worst VM).
+
+    start: its start request after the clone was done (add + image_locked); ip: its last
+    reported-devices read (the one that found the address) after the guest agent could
+    first report it (start + powering_up + ip_report; a node still booting then counts too).
+    """
+    adds = [r["time"] for r in requests if r["kind"] == "add_vm"]
+    lag = {"start": 0.0, "ip": 0.0}
+    for vm, added in zip(record["vms"], adds, strict=False):
+        mine = [r for r in requests if f"/vms/{vm['id']}/" in r["path"] + "/"]
+        start = next(r["time"] for r in mine if r["kind"] == "start")
+        last_ip = max(r["time"] for r in mine if r["kind"] == "reported_devices")
+        boot = scale * (ENGINE.powering_up + ENGINE.ip_report)
+        lag["start"] = max(lag["start"], start - added - scale * ENGINE.image_locked)
+        lag["ip"] = max(lag["ip"], last_ip - start - boot)
+    return {k: round(v, 2) for k, v in lag.items()}
+
+
 def bench_create(bed: TestBed, env: dict[str, str], nodes: int, scale: float) -> dict:
     bed.engine.set_delay_scale(scale)
+    bed.engine.clear_log()
     result = must(run(env, "create", *SPEC, "--nodes", str(nodes), "--ttl", "1h"), "create")
+    requests = bed.engine.requests()
     cluster_id = result.stdout.strip()
     record = json.loads(must(run(env, "show", cluster_id, "--json"), "show").stdout)
     problems = check_calls(bed, record)
@@ -184,6 +205,7 @@ def bench_create(bed: TestBed, env: dict[str, str], nodes: int, scale: float) ->
         "seconds": round(result.seconds, 2),
         "max_rss_mib": round(result.max_rss_kib / 1024, 1),
         "phases": record["phases"],
+        "engine_lag_s": engine_lag(requests, record, scale),
         "call_log_mismatches": problems,
     }
 
@@ -438,12 +460,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--scale", type=float, help="override the latency scale")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--nodes", help="only these create sizes, e.g. 2,6 (for development)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: the emulated nodes need root")
     settings = QUICK if args.quick else FULL
     if args.scale:
         settings.scale = args.scale
+    if args.nodes:
+        settings.nodes = tuple(int(n) for n in args.nodes.split(","))
     scale = settings.scale
     latency = {rule: round(seconds * scale, 3) for rule, seconds in COMMANDS.items()}
     started = time.monotonic()
