@@ -11,11 +11,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-import yaml
-
 from gimme.errors import SpecError
 from gimme.profiles import OsProfile, load_os_profiles
-from gimme.resources import data_dir
+from gimme.resources import data_dir, load_yaml
 from gimme.spec import CNIS, RUNTIMES, ClusterSpec
 
 
@@ -341,7 +339,7 @@ def _describe(candidate: Combo, original: Combo) -> str:
 def load_matrix() -> Matrix:
     """provisioning/matrix.yaml, parsed once."""
     with open(data_dir("provisioning") / "matrix.yaml", encoding="utf-8") as handle:
-        return Matrix(yaml.safe_load(handle))
+        return Matrix(load_yaml(handle))
 
 
 def markdown_table(matrix: Matrix) -> str:

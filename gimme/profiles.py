@@ -7,10 +7,8 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
-import yaml
-
 from gimme.errors import ConfigError
-from gimme.resources import data_dir
+from gimme.resources import data_dir, load_yaml
 
 FAMILIES = {"debian": "apt", "rhel": "dnf"}
 
@@ -55,7 +53,7 @@ class Foundation:
 
 def _read_yaml(path) -> Any:
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return load_yaml(handle)
 
 
 def _profile(path) -> OsProfile:

@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from gimme.errors import ConfigError
 from gimme.matrix import Matrix, load_matrix
 from gimme.profiles import OsProfile
-from gimme.resources import data_dir
+from gimme.resources import data_dir, load_yaml
 from gimme.spec import ClusterSpec
 
 PHASES = ("prepare", "init", "join", "cni", "ready")
@@ -103,7 +101,7 @@ def _provisioning() -> Path:
 @cache
 def _recipe() -> dict[str, Any]:
     with open(_provisioning() / "phases.yaml", encoding="utf-8") as handle:
-        recipe = yaml.safe_load(handle)
+        recipe = load_yaml(handle)
     for phase in recipe.values():
         phase["files"] = [e if isinstance(e, dict) else {"file": e} for e in phase["files"]]
     return recipe
