@@ -216,10 +216,9 @@ class Node:
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
                     self._keep(step, lines, tail)
-                elif chunk == b"":
-                    if channel.exit_status_ready():
+                elif chunk == b"":  # EOF: wait for the exit status (or a close), not a fixed sleep
+                    if channel.status_event.wait(0.5) or channel.exit_status_ready():
                         break
-                    time.sleep(0.05)
                 if time.monotonic() > deadline:
                     raise RemoteError(
                         f"{self.name}: {step}: no result after {timeout:.0f}s; last output:\n"
