@@ -21,7 +21,10 @@ def _isolated(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on the test bed (needs root for the emulated nodes)."""
     session.install(".[test]")
-    _isolated(session, "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    # Two workers, one test file each at a time: the end-to-end tests mostly wait on the
+    # test bed's timed VM states and SSH round trips, so two files overlap well on 2 cores.
+    args = session.posargs or ["-n", "2", "--dist", "loadfile"]
+    _isolated(session, "pytest", "-q", "-p", "no:cacheprovider", *args)
 
 
 @nox.session
