@@ -481,6 +481,7 @@ class _Creation:
         self.ctx.reporter.node(name, "waiting for SSH")
         node.connect(deadline=time.monotonic() + self.timeouts.ssh_ready)
         self.nodes[name] = node
+        node.push_scripts({step.phase: step.script for step in self.plan.steps[role]})
         self._run(node, role, "prepare")
 
     def _env(self, node: Node) -> dict[str, str]:

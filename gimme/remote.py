@@ -130,6 +130,8 @@ class Node:
         self.cluster_log = cluster_log
         self.trust_new_host_key = trust_new_host_key
         self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None  # one SFTP session for all uploads
+        self._scripts: dict[str, str] = {}  # step -> script already on the node
 
     def connect(self, *, deadline: float) -> None:
         """Connect, retrying while the VM boots; a changed host key is never retried."""
@@ -187,6 +189,10 @@ class Node:
         return self._client
 
     def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+            self._sftp = None
+        self._scripts.clear()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -237,23 +243,38 @@ class Node:
 
     def put(self, data: bytes, path: str, mode: int, *, timeout: float = 60) -> None:
         """Upload `data` to `path`; fails when the node answers nothing for `timeout` seconds."""
-        with self.client.open_sftp() as sftp:
-            sftp.get_channel().settimeout(timeout)  # type: ignore[union-attr]
-            try:
-                sftp.putfo(io.BytesIO(data), path)
-                sftp.chmod(path, mode)
-            except TimeoutError:
-                raise RemoteError(
-                    f"{self.name}: uploading {path}: nothing received for {timeout:.0f}s"
-                ) from None
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+        sftp = self._sftp
+        sftp.get_channel().settimeout(timeout)  # type: ignore[union-attr]
+        try:
+            sftp.putfo(io.BytesIO(data), path)
+            sftp.chmod(path, mode)
+        except TimeoutError:
+            self._sftp = None
+            sftp.close()
+            raise RemoteError(
+                f"{self.name}: uploading {path}: nothing received for {timeout:.0f}s"
+            ) from None
+
+    def push_scripts(self, scripts: dict[str, str]) -> None:
+        """Upload the scripts of all steps (step -> script) at once; run_script then sends
+        only its env file."""
+        for step, script in scripts.items():
+            if self._scripts.get(step) == script:
+                continue
+            if not self._scripts:
+                self.run(f"mkdir -p -m 700 {REMOTE_DIR}", step=step, timeout=30)
+            self.put(script.encode(), f"{REMOTE_DIR}/{step}.sh", 0o700)
+            self._scripts[step] = script
 
     def run_script(self, step: str, script: str, env: dict[str, str], *, timeout: float) -> Result:
-        """Upload `script` and a 0600 env file, run them as root, raise on failure."""
-        self.run(f"mkdir -p -m 700 {REMOTE_DIR}", step=step, timeout=30)
+        """Upload `script` (unless pushed already) and a 0600 env file, run them as root,
+        raise on failure."""
+        self.push_scripts({step: script})
         script_path, env_path = f"{REMOTE_DIR}/{step}.sh", f"{REMOTE_DIR}/{step}.env"
         env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
         self.put(env_text.encode(), env_path, 0o600)
-        self.put(script.encode(), script_path, 0o700)
         inner = f"set -a; . {shlex.quote(env_path)}; set +a; exec bash {shlex.quote(script_path)}"
         command = shlex.join(
             ["sudo", "-n", "timeout", "--kill-after=10", str(int(timeout)), "bash", "-c", inner]

@@ -166,3 +166,38 @@ def test_reap_deletes_every_expired_cluster_at_once(tmp_path: Path) -> None:
     last_stop = max(i for i, kind in enumerate(kinds) if kind == "stop")
     assert last_stop < kinds.index("remove")
     assert kinds.count("sso") <= REAP_CONNECTIONS + 1  # + the orphan sweep's
+
+
+@pytest.mark.nodes
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated nodes need root")
+def test_scripts_go_to_a_node_once_and_steps_send_only_their_env(tmp_path: Path) -> None:
+    from gimme.remote import REMOTE_DIR, Node, generate_keypair
+
+    key = tmp_path / "id_ed25519"
+    with NodePool(tmp_path / "nodes", subnet="127.0.19") as pool:
+        address = pool.start_node(
+            "push", hostname="push", user="ubuntu", authorized_keys=generate_keypair(key),
+            os_release=UBUNTU,
+        )  # fmt: skip
+        node = Node(
+            "push", address, "ubuntu", key, tmp_path / "known_hosts", trust_new_host_key=True
+        )
+        node.connect(deadline=time.monotonic() + 30)
+        uploads: list[str] = []
+        put = node.put
+        node.put = lambda data, path, mode, **kw: (
+            uploads.append(path),
+            put(data, path, mode, **kw),
+        )
+        try:
+            node.push_scripts({"one": 'echo "one $X"', "two": 'echo "two $X"'})
+            assert uploads == [f"{REMOTE_DIR}/one.sh", f"{REMOTE_DIR}/two.sh"]
+            uploads.clear()
+            assert node.run_script("one", 'echo "one $X"', {"X": "1"}, timeout=30).output == "one 1"
+            assert node.run_script("two", 'echo "two $X"', {"X": "2"}, timeout=30).output == "two 2"
+            assert uploads == [f"{REMOTE_DIR}/one.env", f"{REMOTE_DIR}/two.env"]
+            uploads.clear()
+            assert node.run_script("two", 'echo "new $X"', {"X": "3"}, timeout=30).output == "new 3"
+            assert uploads == [f"{REMOTE_DIR}/two.sh", f"{REMOTE_DIR}/two.env"]
+        finally:
+            node.close()
