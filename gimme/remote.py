@@ -180,7 +180,7 @@ class Node:
                     f"{self.name} ({self.address}): SSH not ready before the deadline ({last})"
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 1.0)  # a refused connect costs nothing: keep trying often
 
     @property
     def client(self) -> paramiko.SSHClient:
