@@ -292,8 +292,12 @@ def build_cluster(
 
 def _fail(ctx: Context, cluster_id: str, exc: BaseException, *, keep: bool) -> None:
     reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+    # A rollback is a delete: should this process die during it, reap takes the record for
+    # abandoned once its heartbeat is older than reap_grace (not only when the TTL ends).
+    state, worker = (FAILED, None) if keep else (DELETING, _worker())
     record = ctx.store.update(
-        cluster_id, lambda r: replace(r, state=FAILED, error=reason, worker=None)
+        cluster_id,
+        lambda r: replace(r, state=state, error=reason, worker=worker, heartbeat_at=time.time()),
     )
     if keep:
         ctx.reporter.info(f"cluster {cluster_id} kept after failure; it expires with its TTL")
@@ -302,6 +306,7 @@ def _fail(ctx: Context, cluster_id: str, exc: BaseException, *, keep: bool) -> N
     try:
         _destroy(ctx, record)
     except (GimmeError, OSError) as cleanup:
+        ctx.store.update(cluster_id, lambda r: replace(r, state=FAILED, worker=None))
         ctx.reporter.info(
             f"rollback of {cluster_id} incomplete ({cleanup}); `gimme reap` will finish it"
         )
