@@ -398,6 +398,47 @@ def test_ctrl_c_rolls_back_and_says_how_to_clean_up(bed: TestBed, env: GimmeEnv)
     assert (after["state"], after["error"]) == ("deleted", "interrupted")
 
 
+def test_sigkill_during_rollback_then_reap_leaves_nothing(bed: TestBed, env: GimmeEnv) -> None:
+    """A create killed while it rolls back a failure (its VMs powering down) leaves a record
+    reap takes for abandoned once the grace period passes, keeping the failure's reason."""
+    grace = {"GIMME_REAP_GRACE": str(GRACE), "GIMME_TIMEOUT_VM_IP": "2"}
+    bed.engine.inject("no_ip", vm_name="gimme-*-2")
+    before = set(records(env))
+    create = spawn(env, "create", "--k8s", "1.30", "--nodes", "2", extra=grace)
+    try:
+        record = wait_for("the creating record", lambda: new_record(env, before), timeout=30)
+        cluster_id = record["id"]
+        wait_for(
+            "both VMs up",
+            lambda: [vm["status"] for vm in cluster_vms(bed, cluster_id)] == ["up", "up"],
+        )
+        bed.engine.set_delay_scale(1.0)  # powering down now takes a second
+        try:
+            wait_for("the rollback", lambda: _started(bed, "stop") or create.poll() is not None)
+            os.kill(create.pid, signal.SIGKILL)
+        finally:
+            bed.engine.set_delay_scale(0.02)
+    finally:
+        create.kill()
+        create.communicate()
+    killed = records(env)[cluster_id]
+    assert "did not report an IP" in (killed["error"] or ""), killed
+    assert killed["state"] != "deleted" and len(cluster_vms(bed, cluster_id)) == 2
+    wait_for(
+        "an abandoned record",
+        lambda: time.time() - records(env)[cluster_id]["heartbeat_at"] > GRACE + 0.2,
+        poll=0.1,
+    )
+    reap = gimme(env, "reap", extra=grace)
+    after = records(env)[cluster_id]
+    print(
+        f"\nSIGKILL in rollback ({killed['state']}): {len(cluster_vms(bed, cluster_id))} VM(s) "
+        f"and {int(after['state'] in LIVE)} live record(s) after reap"
+    )
+    assert cluster_vms(bed, cluster_id) == [], reap.stderr
+    assert after["state"] == "deleted" and "did not report an IP" in after["error"]
+
+
 # -- reap ---------------------------------------------------------------------------------------
 
 
