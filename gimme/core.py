@@ -7,6 +7,7 @@ so listing clusters never loads ovirtsdk4 or paramiko.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import pwd
 import re
@@ -33,7 +34,7 @@ from gimme.errors import (
     SpecError,
     UsageError,
 )
-from gimme.files import private_dir, write_private
+from gimme.files import ClusterLog, generate_keypair, private_dir, write_private
 from gimme.spec import ClusterSpec, parse_ttl
 from gimme.store import (
     CREATING,
@@ -50,7 +51,7 @@ from gimme.store import (
 if TYPE_CHECKING:
     from gimme.engine import CloudInit, Engine, VmInfo
     from gimme.profiles import Foundation, OsProfile
-    from gimme.remote import ClusterLog, Node
+    from gimme.remote import Node
     from gimme.render import Step
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -244,8 +245,6 @@ def start_cluster(ctx: Context, spec: ClusterSpec) -> ClusterRecord:
     existing = {r.id for r in store.records()}
     cluster_id = _new_id(existing)
     cdir = private_dir(ctx.cluster_dir(cluster_id))
-    from gimme.remote import generate_keypair
-
     generate_keypair(cdir / "id_ed25519")
     now = time.time()
     record = ClusterRecord(
@@ -274,8 +273,6 @@ def build_cluster(
 
     On any failure (Ctrl-C included) roll back, or keep the VMs for reap.
     """
-    from gimme.remote import ClusterLog
-
     cdir = ctx.cluster_dir(record.id)
     log = ClusterLog(cdir / "bootstrap.log")
     try:
@@ -340,6 +337,7 @@ class _Creation:
             ) as engine,
             ThreadPoolExecutor(max_workers=self.plan.spec.nodes) as pool,
         ):
+            pool.submit(importlib.import_module, "gimme.remote")  # paramiko loads while VMs boot
             try:
                 prepared = self._boot_and_prepare(engine, pool)
                 self._timed("prepare", lambda: [f.result() for f in prepared])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import shlex
 import socket
 import threading
@@ -18,17 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gimme.errors import RemoteError
-from gimme.files import write_private
+from gimme.files import ClusterLog, generate_keypair, redact  # noqa: F401 (callers import them here)
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 log = logging.getLogger(__name__)
 
 REMOTE_DIR = "/tmp/gimme"
-_TOKEN = re.compile(r"\b([a-z0-9]{6})\.[a-z0-9]{16}\b")
 _RETRYABLE = (
     paramiko.ssh_exception.NoValidConnectionsError,
     paramiko.AuthenticationException,
@@ -38,49 +34,6 @@ _RETRYABLE = (
     OSError,
     EOFError,
 )
-
-
-def generate_keypair(private_path: Path) -> str:
-    """A fresh ed25519 key pair for one cluster; returns the public key line."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    write_private(private_path, pem)
-    private_path.with_name(private_path.name + ".pub").write_text(public + " gimme\n")
-    return public
-
-
-def redact(text: str) -> str:
-    """Mask bootstrap token secrets (abcdef.0123456789abcdef -> abcdef.****************)."""
-    return _TOKEN.sub(lambda m: m.group(1) + ".****************", text)
-
-
-class ClusterLog:
-    """The per-cluster log file (0600): every remote line, tagged with node and step."""
-
-    def __init__(self, path: Path) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._fh = os.fdopen(fd, "a", buffering=1)
-        self._lock = threading.Lock()
-        self.path = path
-
-    def write(self, node: str, step: str, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        lines = redact(text).splitlines()
-        with self._lock:
-            for line in lines:
-                self._fh.write(f"{stamp} {node} {step}: {line}\n")
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 class _FirstContactPolicy(paramiko.MissingHostKeyPolicy):
