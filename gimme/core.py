@@ -423,10 +423,14 @@ class _Creation:
         waiting: dict[str, str] = {}  # addressed nodes whose prepare waits for the control plane
         interval = 0.2
         while any(s != "addressed" for s in stage.values()):
+            # One request for every VM's status (a VM not listed is gone), then per VM only
+            # what moves it on: its start, its reported address.
+            listed = engine.list_vms(f"name=gimme-{self.record.id}-*")
+            statuses = {vm.id: vm.status for vm in listed}
             for name, vm_id in vm_ids.items():
                 if stage[name] == "addressed":
                     continue
-                status = engine.vm_status(vm_id)
+                status = statuses.get(vm_id)
                 if status is None:
                     raise EngineError(f"VM {name} disappeared from the engine while booting")
                 if status in ("unknown", "not_responding", "unassigned"):
@@ -465,7 +469,7 @@ class _Creation:
                 waiting.clear()
             if any(s != "addressed" for s in stage.values()):
                 time.sleep(interval)
-                interval = min(interval * 1.5, 2.0)
+                interval = min(interval * 1.5, 1.0)
         return futures
 
     def _prepare(self, name: str, address: str) -> None:
