@@ -206,6 +206,7 @@ def bench_create(bed: TestBed, env: dict[str, str], nodes: int, scale: float) ->
         "max_rss_mib": round(result.max_rss_kib / 1024, 1),
         "phases": record["phases"],
         "engine_lag_s": engine_lag(requests, record, scale),
+        "engine_requests": len(requests),
         "call_log_mismatches": problems,
     }
 
