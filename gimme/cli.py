@@ -347,6 +347,9 @@ def ssh(
     """Open an SSH session to a node, or run a command there."""
     ctx = _context()
     record = ctx.store.get(core.check_id(cluster_id))
+    if not (node.isdigit() or core.VM_NAME_RE.match(node)):
+        # `gimme ssh <id> -- cmd`: the node was left out, so the command's first word landed here.
+        command, node = [node, *(command or [])], "1"
     vm = next((v for i, v in enumerate(record.vms, 1) if node in (str(i), v.name)), None)
     if vm is None:
         raise UsageError(f"cluster {record.id} has no node {node!r} (1..{len(record.vms)})")

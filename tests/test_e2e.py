@@ -151,6 +151,9 @@ def test_create_use_prolong_delete(bed: TestBed, env: GimmeEnv) -> None:
     assert [vm["name"] for vm in shown["vms"]] == names
     assert {"vms", "prepare", "init", "ready", "total"} <= set(shown["phases"])
 
+    assert gimme(env, "ssh", cluster_id, "--", "hostname").stdout.strip() == names[0]
+    assert gimme(env, "ssh", cluster_id, names[2], "--", "hostname").stdout.strip() == names[2]
+
     gimme(env, "prolong", cluster_id, "--ttl", "2h")
     expires_in = json.loads(gimme(env, "list", "--json").stdout)[0]["expires_in_s"]
     assert 7100 < expires_in <= 7200
