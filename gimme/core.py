@@ -325,6 +325,8 @@ class _Creation:
         self.user = ctx.settings.ssh_user or plan.os.default_user
         self.nodes: dict[str, Node] = {}
         self.phases: dict[str, float] = {}
+        self._nodes_lock = threading.Lock()
+        self._closing = False  # set once the nodes are being closed: late connects close too
 
     def run(self) -> ClusterRecord:
         from gimme.engine import Engine
@@ -335,14 +337,15 @@ class _Creation:
                 self.ctx.settings.engine(self.plan.foundation.engine),
                 call_timeout=self.timeouts.engine_call,
             ) as engine,
-            ThreadPoolExecutor(max_workers=self.plan.spec.nodes) as pool,
+            ThreadPoolExecutor(max_workers=2 * self.plan.spec.nodes) as pool,
         ):
             pool.submit(importlib.import_module, "gimme.remote")  # paramiko loads while VMs boot
             try:
                 prepared = self._boot_and_prepare(engine, pool)
-                self._timed("prepare", lambda: [f.result() for f in prepared])
+                # init needs only the control plane; the workers go on preparing meanwhile.
+                self._timed("prepare", prepared[self.record.vms[0].name].result)
                 join = self._timed("init", self._init)
-                self._timed("join+cni", lambda: self._join_and_cni(pool, join))
+                self._timed("join+cni", lambda: self._join_and_cni(pool, join, prepared))
                 self._timed("ready", self._ready)
                 text = kubeconfig.from_admin_conf(
                     self.nodes[self.record.vms[0].name].read_root_file(
@@ -352,7 +355,9 @@ class _Creation:
                     self.record.control_plane or "",
                 )
             finally:
-                for node in self.nodes.values():
+                with self._nodes_lock:
+                    self._closing = True
+                for node in list(self.nodes.values()):
                     node.close()
         write_private(self.cdir / "kubeconfig", text)
         self.phases["total"] = round(time.monotonic() - started, 2)
@@ -381,7 +386,9 @@ class _Creation:
 
         return CloudInit(host_name=name, user_name=self.user, authorized_key=self.public_key)
 
-    def _boot_and_prepare(self, engine: Engine, pool: ThreadPoolExecutor) -> list[Future[None]]:
+    def _boot_and_prepare(
+        self, engine: Engine, pool: ThreadPoolExecutor
+    ) -> dict[str, Future[None]]:
         """Clone, start and address every VM; each node's SSH prepare starts as soon as it has an IP."""
         self.ctx.reporter.phase("vms")
         started = time.monotonic()
@@ -414,12 +421,12 @@ class _Creation:
 
     def _wait_boot(
         self, engine: Engine, vm_ids: dict[str, str], pool: ThreadPoolExecutor
-    ) -> list[Future[None]]:
+    ) -> dict[str, Future[None]]:
         now = time.monotonic()
         t = self.timeouts
         deadline = {name: now + t.vm_create for name in vm_ids}
         stage = dict.fromkeys(vm_ids, "cloning")
-        futures: list[Future[None]] = []
+        futures: dict[str, Future[None]] = {}
         waiting: dict[str, str] = {}  # addressed nodes whose prepare waits for the control plane
         interval = 0.2
         while any(s != "addressed" for s in stage.values()):
@@ -465,7 +472,7 @@ class _Creation:
                     )
             # Every node's steps need the control plane's address (advertise address, no_proxy).
             if stage[self.record.vms[0].name] == "addressed":
-                futures += [pool.submit(self._prepare, n, a) for n, a in waiting.items()]
+                futures |= {n: pool.submit(self._prepare, n, a) for n, a in waiting.items()}
                 waiting.clear()
             if any(s != "addressed" for s in stage.values()):
                 time.sleep(interval)
@@ -487,7 +494,11 @@ class _Creation:
         )
         self.ctx.reporter.node(name, "waiting for SSH")
         node.connect(deadline=time.monotonic() + self.timeouts.ssh_ready)
-        self.nodes[name] = node
+        with self._nodes_lock:
+            if self._closing:  # the create ended while this node was connecting
+                node.close()
+                raise RemoteError(f"{name}: create ended before its prepare")
+            self.nodes[name] = node
         node.push_scripts({step.phase: step.script for step in self.plan.steps[role]})
         self._run(node, role, "prepare")
 
@@ -529,10 +540,17 @@ class _Creation:
             "GIMME_JOIN_CA_HASH": ca_hash,
         }
 
-    def _join_and_cni(self, pool: ThreadPoolExecutor, join: dict[str, str]) -> None:
-        workers = [self.nodes[vm.name] for vm in self.record.vms[1:]]
-        futures = [pool.submit(self._run, node, "worker", "join", join) for node in workers]
-        futures.append(pool.submit(self._run, self._control(), "control", "cni"))
+    def _join_and_cni(
+        self, pool: ThreadPoolExecutor, join: dict[str, str], prepared: dict[str, Future[None]]
+    ) -> None:
+        """The CNI starts at once; each worker joins as soon as it is prepared."""
+
+        def join_worker(name: str) -> str:
+            prepared[name].result()
+            return self._run(self.nodes[name], "worker", "join", join)
+
+        futures = [pool.submit(self._run, self._control(), "control", "cni")]
+        futures += [pool.submit(join_worker, vm.name) for vm in self.record.vms[1:]]
         for future in futures:
             future.result()
 
