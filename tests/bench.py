@@ -106,6 +106,7 @@ class Run:
     code: int
     seconds: float
     max_rss_kib: int
+    cpu_seconds: float
     stdout: str
     stderr: str
 
@@ -137,7 +138,8 @@ def run(env: dict[str, str], *args: str, timeout: float = 900) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(proc.returncode, seconds, usage.ru_maxrss, out.read(), err.read())
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(proc.returncode, seconds, usage.ru_maxrss, cpu, out.read(), err.read())
 
 
 def must(result: Run, what: str) -> Run:
@@ -207,6 +209,7 @@ def bench_create(bed: TestBed, env: dict[str, str], nodes: int, scale: float) ->
         "nodes": nodes,
         "seconds": round(result.seconds, 2),
         "max_rss_mib": round(result.max_rss_kib / 1024, 1),
+        "cpu_s": round(result.cpu_seconds, 2),
         "phases": record["phases"],
         "engine_lag_s": engine_lag(requests, record, scale),
         "engine_requests": len(requests),
