@@ -398,10 +398,8 @@ class _Creation:
         engine.ensure_tag(cluster_tag)
         template = engine.find_template(foundation.template, foundation.cluster)
         description = _description(self.record)
-        vm_ids: dict[str, str] = {}
-        for vm in self.record.vms:
-            self.ctx.reporter.node(vm.name, "cloning")
-            vm_id = engine.create_vm(
+        clones = [
+            dict(
                 name=vm.name,
                 cluster=foundation.cluster,
                 template=template,
@@ -411,8 +409,14 @@ class _Creation:
                 cpus=foundation.cpus,
                 cloud_init=self._cloud_init(vm.name),
             )
-            vm_ids[vm.name] = vm_id
-            self._save(_vm_update(vm.name, id=vm_id))
+            for vm in self.record.vms
+        ]
+        for vm in self.record.vms:
+            self.ctx.reporter.node(vm.name, "cloning")
+        ids = engine.create_vms(clones)  # every clone request in flight at once
+        vm_ids = {vm.name: vm_id for vm, vm_id in zip(self.record.vms, ids, strict=True)}
+        for name, vm_id in vm_ids.items():
+            self._save(_vm_update(name, id=vm_id))
             engine.tag_vm(vm_id, GIMME_TAG)
             engine.tag_vm(vm_id, cluster_tag)
         futures = self._wait_boot(engine, vm_ids, pool)

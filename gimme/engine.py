@@ -240,15 +240,15 @@ class Engine:
         cloud_init: CloudInit,
     ) -> str:
         """Add a thin VM from the template and return its id (status: image_locked)."""
-        vm = types.Vm(
+        vm = _new_vm(
             name=name,
-            cluster=types.Cluster(name=cluster),
-            template=types.Template(id=template.id),
+            cluster=cluster,
+            template=template,
             description=description,
             comment=comment,
-            memory=memory_mib * 1024 * 1024,
-            cpu=types.Cpu(topology=types.CpuTopology(cores=cpus, sockets=1, threads=1)),
-            initialization=cloud_init.to_sdk(),
+            memory_mib=memory_mib,
+            cpus=cpus,
+            cloud_init=cloud_init,
         )
         vms = self.connection.system_service().vms_service()
         delay = 0.5
@@ -271,6 +271,25 @@ class Engine:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
         raise AssertionError("unreachable")
+
+    def create_vms(self, vms: list[dict[str, Any]]) -> list[str]:
+        """create_vm for each keyword set in `vms`, all adds sent before any reply is awaited
+        (the SDK runs wait=False requests in parallel on this connection). An add that fails
+        transiently is looked up by name, then retried by create_vm."""
+        service = self.connection.system_service().vms_service()
+        sent = [service.add(_new_vm(**vm), wait=False) for vm in vms]
+        ids = []
+        for vm, reply in zip(vms, sent, strict=True):
+            try:
+                ids.append(reply.wait().id)
+            except sdk.Error as exc:
+                if isinstance(exc, sdk.AuthError) or not _transient(exc):
+                    raise EngineError(
+                        f"engine {self.name!r}: create VM {vm['name']}: {_fault(exc)}"
+                    ) from None
+                found = self.find_vm(vm["name"])  # the add may have got through
+                ids.append(found.id if found else self.create_vm(**vm))
+        return ids
 
     def find_vm(self, name: str) -> VmInfo | None:
         vms = self.list_vms(f"name={search_value(name)}")
@@ -365,6 +384,29 @@ class Engine:
             ):
                 raise
         return False
+
+
+def _new_vm(
+    *,
+    name: str,
+    cluster: str,
+    template: Template,
+    description: str,
+    comment: str,
+    memory_mib: int,
+    cpus: int,
+    cloud_init: CloudInit,
+) -> types.Vm:
+    return types.Vm(
+        name=name,
+        cluster=types.Cluster(name=cluster),
+        template=types.Template(id=template.id),
+        description=description,
+        comment=comment,
+        memory=memory_mib * 1024 * 1024,
+        cpu=types.Cpu(topology=types.CpuTopology(cores=cpus, sockets=1, threads=1)),
+        initialization=cloud_init.to_sdk(),
+    )
 
 
 def _vm_info(vm: types.Vm) -> VmInfo:

@@ -201,3 +201,38 @@ def test_scripts_go_to_a_node_once_and_steps_send_only_their_env(tmp_path: Path)
             assert uploads == [f"{REMOTE_DIR}/two.sh", f"{REMOTE_DIR}/two.env"]
         finally:
             node.close()
+
+
+def test_clone_requests_are_all_in_flight_at_once(tmp_path: Path) -> None:
+    """Engine.create_vms sends every add before awaiting a reply: with each reply held back
+    1 s, all adds still arrive within that second (one after another would take 4 s)."""
+    from gimme.config import load_settings
+    from gimme.engine import CloudInit, Engine
+    from tests.bench import engine_env
+    from tests.testbed.engine import FakeEngine
+
+    with FakeEngine(tmp_path / "engine") as fake:
+        env = engine_env(fake, tmp_path / "home")
+        with Engine(load_settings(env.config, env.environ()).engine("rack-1")) as engine:
+            template = engine.find_template("ubuntu-22.04", "rack-1")
+            fake.inject("slow", count=4, match="add_vm", seconds=1.0)
+            names = [f"gimme-abcd1234-{n}" for n in range(1, 5)]
+            ids = engine.create_vms(
+                [
+                    dict(
+                        name=name,
+                        cluster="rack-1",
+                        template=template,
+                        description="",
+                        comment="",
+                        memory_mib=1024,
+                        cpus=1,
+                        cloud_init=CloudInit(name, "ubuntu", ""),
+                    )  # fmt: skip
+                    for name in names
+                ]
+            )
+        arrivals = [r["time"] for r in fake.requests() if r["kind"] == "add_vm"]
+        by_name = {vm["name"]: vm["id"] for vm in fake.vms()}
+    assert ids == [by_name[name] for name in names]
+    assert len(arrivals) == 4 and max(arrivals) - min(arrivals) < 1.0
