@@ -5,16 +5,16 @@ run, prints a table (measured value, ideal or reference, ratio, goal, pass/fail)
 it as JSON (`--out`, default bench-results.json). Needs root (emulated nodes) and, like the
 tests, belongs in a private network namespace (nox does that).
 
-Latencies. Real-world seconds (`ENGINE`, `COMMANDS`) are multiplied by `--scale`: the fake
-engine's `Delays` and the shims' command latency (tests/testbed/shims/emu/latency.py: a
-matched call lasts at least its latency, its own run time included; `*` covers every other
-call). `STEPS` says how many calls of each rule every bootstrap step of the benchmark's
+Latencies. Real-world seconds (`ENGINE`, `ADD_VM`, `COMMANDS`) are multiplied by `--scale`:
+the fake engine's `Delays`, the time it takes to answer each clone request, and the shims'
+command latency (tests/testbed/shims/emu/latency.py: a matched call lasts at least its
+latency, its own run time included; `*` covers every other call). `STEPS` says how many calls of each rule every bootstrap step of the benchmark's
 cluster (k8s 1.30, containerd, calico, ubuntu-22.04) makes; each create checks it against
 the nodes' call logs, so the ideal below cannot silently drift from what ran.
 
 Critical path of `create` (the same for any node count: every VM and node works at once)::
 
-    ideal = scale * (image_locked + powering_up + ip_report)     clone, boot, guest agent IP
+    ideal = scale * (add_vm + image_locked + powering_up + ip_report)   clone, boot, IP
           + step(prepare)                                       every node, concurrently
           + step(init)                                          control plane
           + max(step(join), step(cni))                          workers join while CNI applies
@@ -30,10 +30,13 @@ without nodes (VMs made through gimme's Engine adapter, records inserted through
 stop and remove take `scale * powering_down` and `scale * remove`), N against 1; `gimme list`
 over state files of 10,000 and 10 records, written directly in the Store's TinyDB JSON
 layout ({"meta": {"1": {"schema": 1}}, "clusters": {"<n>": record.to_doc()}}) since 10,000
-locked transactions would take minutes; `gimme --help` and `python -c pass` (median of
-`--repeat` runs each); peak RSS of the 6-node create (wait4's ru_maxrss of that child).
+locked transactions would take minutes; `gimme --help` and `python -c pass` (list and
+these: median of 5 runs, 3 with --quick); peak RSS of the largest create (wait4's ru_maxrss
+of that child). The JSON also has each create's phases, CPU seconds, engine requests and
+engine lag (how late gimme noticed a clone done and an address reported).
 Children get PYTHONPYCACHEPREFIX in the bench's temp dir and are warmed up once, so they run
-from compiled bytecode as an installed gimme does.
+from compiled bytecode as an installed gimme does. `--quick` (smaller, lower scale) is for
+working on the bench, not for numbers: its latencies are below the shims' own run times.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from tests.testbed.shims.emu.latency import rule_for
 
 # Real-world seconds, before --scale.
 ENGINE = Delays(image_locked=40, powering_up=30, ip_report=30, powering_down=20, remove=10)
+ADD_VM = 1.5  # the engine's reply to one "add VM from template" request (a `slow` injection)
 COMMANDS = {
     "apt-get update": 10.0,
     "apt-get install": 40.0,
@@ -118,7 +122,7 @@ def step_seconds(step: str, scale: float) -> float:
 def critical_path(scale: float) -> float:
     """The ideal create time for these latencies (module docstring)."""
     s = {step: step_seconds(step, scale) for step in STEPS}
-    engine = scale * (ENGINE.image_locked + ENGINE.powering_up + ENGINE.ip_report)
+    engine = scale * (ADD_VM + ENGINE.image_locked + ENGINE.powering_up + ENGINE.ip_report)
     return engine + s["prepare"] + s["init"] + max(s["join"], s["cni"]) + s["ready"]
 
 
@@ -179,7 +183,7 @@ def check_calls(bed: TestBed, record: dict) -> list[str]:
 def engine_lag(requests: list[dict], record: dict, scale: float) -> dict[str, float]:
     """How late gimme noticed each VM transition, from the engine's request log (worst VM).
 
-    start: its start request after the clone was done (add + image_locked); ip: its last
+    start: its start request after the clone was done (add + reply + image_locked); ip: its last
     reported-devices read (the one that found the address) after the guest agent could
     first report it (start + powering_up + ip_report; a node still booting then counts too).
     """
@@ -190,7 +194,8 @@ def engine_lag(requests: list[dict], record: dict, scale: float) -> dict[str, fl
         start = next(r["time"] for r in mine if r["kind"] == "start")
         last_ip = max(r["time"] for r in mine if r["kind"] == "reported_devices")
         boot = scale * (ENGINE.powering_up + ENGINE.ip_report)
-        lag["start"] = max(lag["start"], start - added - scale * ENGINE.image_locked)
+        clone = scale * (ADD_VM + ENGINE.image_locked)
+        lag["start"] = max(lag["start"], start - added - clone)
         lag["ip"] = max(lag["ip"], last_ip - start - boot)
     return {k: round(v, 2) for k, v in lag.items()}
 
@@ -198,6 +203,7 @@ def engine_lag(requests: list[dict], record: dict, scale: float) -> dict[str, fl
 def bench_create(bed: TestBed, env: dict[str, str], nodes: int, scale: float) -> dict:
     bed.engine.set_delay_scale(scale)
     bed.engine.clear_log()
+    bed.engine.inject("slow", count=nodes, match="add_vm", seconds=scale * ADD_VM)
     result = must(run(env, "create", *SPEC, "--nodes", str(nodes), "--ttl", "1h"), "create")
     requests = bed.engine.requests()
     cluster_id = result.stdout.strip()
@@ -484,7 +490,8 @@ def main() -> None:
         "machine": f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "quick": args.quick,
         "scale": scale,
-        "engine_delays_s": {k: round(v * scale, 3) for k, v in vars(ENGINE).items()},
+        "engine_delays_s": {k: round(v * scale, 3) for k, v in vars(ENGINE).items()}
+        | {"add_vm": round(ADD_VM * scale, 3)},
         "command_latency_s": latency,
         "step_s": {step: round(step_seconds(step, scale), 3) for step in STEPS},
         "critical_path_s": round(critical_path(scale), 2),
