@@ -34,13 +34,13 @@ host_port() {
   esac
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 2 s until it succeeds.
+# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.5 s until it succeeds.
 wait_for() {
   local limit=$1 what=$2
   shift 2
   local deadline=$((SECONDS + limit))
   until "$@"; do
     [ "$SECONDS" -lt "$deadline" ] || die "timed out after ${limit}s waiting for ${what}"
-    sleep 2
+    sleep 0.5
   done
 }
